@@ -1,0 +1,3 @@
+from musebridge.cli import main
+
+raise SystemExit(main())
