@@ -8,4 +8,5 @@ COMMAND_MODULES: tuple[str, ...] = (
     "serve",
     "ports",
     "bench",
+    "device",
 )
