@@ -9,4 +9,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ports",
     "bench",
     "device",
+    "train",
+    "eval",
+    "interpolate",
+    "sample",
 )

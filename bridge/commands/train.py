@@ -1,0 +1,9 @@
+"""`musebridge train` (being built)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    subparsers.add_parser("train", help="(being built)")
