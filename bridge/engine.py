@@ -1,0 +1,306 @@
+"""The engine: runs model jobs off the realtime threads and posts the results back.
+
+One worker thread takes jobs from a bounded pending list and runs them through a runner:
+
+- `ThreadRunner` calls the model in the worker thread (GPU work, and torch ops that release the GIL);
+- `ProcessRunner` calls it in a child process, so pure-Python CPU work never holds the GIL that the
+  output scheduler needs. A crashed child is reported as an error result and started again.
+
+A busy model never blocks input: `submit` only appends; when `max_pending` jobs wait, the oldest
+pending job of the same track (else the oldest of all) is superseded, reported and counted. A model
+that raises yields an error result; the worker goes on. Every result carries its latency from submit.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from musebridge.core.actions import Job
+from musebridge.core.model_protocol import ModelRequest, PhraseModel
+from musebridge.core.music import Phrase
+
+log = logging.getLogger(__name__)
+
+SUPERSEDED = "superseded by a newer job"
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    """The outcome of one job: a phrase, or an error text. Times are seconds on the engine's clock."""
+
+    job: Job
+    phrase: Phrase | None
+    error: str | None
+    submitted_at: float
+    finished_at: float
+    compute_s: float
+    late: bool = False
+
+    @property
+    def latency_s(self) -> float:
+        """Seconds from submit to result."""
+        return self.finished_at - self.submitted_at
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStats:
+    submitted: int
+    completed: int
+    errors: int
+    superseded: int
+    late: int
+    pending: int
+    busy: bool
+
+
+class Runner(Protocol):
+    """Runs one request on a named model and returns its phrase (raises on failure)."""
+
+    def run(self, model: str, request: ModelRequest) -> Phrase: ...
+
+    def close(self) -> None: ...
+
+
+class ThreadRunner:
+    """Calls the model in the engine's worker thread; `resolve` maps a name to a model."""
+
+    def __init__(self, resolve: Callable[[str], PhraseModel]) -> None:
+        self._resolve = resolve
+
+    def run(self, model: str, request: ModelRequest) -> Phrase:
+        return self._resolve(model).generate(request)
+
+    def close(self) -> None:
+        pass
+
+
+def create_registry_model(name: str, device: str) -> PhraseModel:
+    """Default model maker of a ProcessRunner's child: the registry (module level, so it pickles)."""
+    from musebridge import registry
+
+    return registry.create(name, device=device)
+
+
+def _child_main(connection: Any, make_model: Callable[[str, str], PhraseModel], device: str) -> None:
+    """Loop of the child process: (model, request) in, ("ok", phrase) or ("error", text) out."""
+    models: dict[str, PhraseModel] = {}
+    while True:
+        try:
+            message = connection.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        model_name, request = message
+        try:
+            model = models.get(model_name)
+            if model is None:
+                model = models[model_name] = make_model(model_name, device)
+            connection.send(("ok", model.generate(request)))
+        except Exception as error:  # reported to the parent; the child goes on
+            connection.send(("error", f"{type(error).__name__}: {error}"))
+
+
+class ChildProcessDied(RuntimeError):
+    """The model's child process ended while running a job (it is restarted for the next one)."""
+
+
+class ProcessRunner:
+    """Runs models in one child process (spawned, so no thread state is forked)."""
+
+    def __init__(
+        self, make_model: Callable[[str, str], PhraseModel] = create_registry_model, *, device: str = "cpu"
+    ) -> None:
+        self._make_model = make_model
+        self._device = device
+        self._context = multiprocessing.get_context("spawn")
+        self._process: Any = None
+        self._connection: Any = None
+
+    def start(self) -> None:
+        """Start the child now (else on the first job): spawning costs a fraction of a second."""
+        if self._process is not None and self._process.is_alive():
+            return
+        parent_end, child_end = self._context.Pipe()
+        self._process = self._context.Process(
+            target=_child_main, args=(child_end, self._make_model, self._device), daemon=True,
+            name="musebridge-model",
+        )
+        self._process.start()
+        child_end.close()
+        self._connection = parent_end
+
+    def run(self, model: str, request: ModelRequest) -> Phrase:
+        self.start()
+        try:
+            self._connection.send((model, request))
+            status, payload = self._connection.recv()
+        except (EOFError, OSError, BrokenPipeError) as error:
+            code = None
+            if self._process is not None:
+                self._process.join(timeout=1.0)
+                code = self._process.exitcode
+            self._discard()
+            raise ChildProcessDied(f"model process died (exit code {code})") from error
+        if status == "error":
+            raise RuntimeError(payload)
+        return payload
+
+    def _discard(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+        if self._process is not None:
+            self._process.join(timeout=1.0)
+            if self._process.is_alive():
+                self._process.kill()
+        self._process = None
+        self._connection = None
+
+    def close(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.send(None)
+            except (OSError, BrokenPipeError):
+                pass
+        self._discard()
+
+
+@dataclass(slots=True)
+class _Pending:
+    job: Job
+    submitted_at: float
+    deadline_time: float | None
+
+
+class Engine:
+    """A worker thread running jobs through `runner`; `on_result(JobResult)` is called from it.
+
+    clock: seconds (time.perf_counter by default; a fake in tests).
+    max_pending: jobs allowed to wait (not counting the one running).
+    """
+
+    def __init__(
+        self,
+        runner: Runner,
+        on_result: Callable[[JobResult], None],
+        *,
+        max_pending: int = 4,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        if max_pending < 1:
+            raise ValueError("max_pending must be >= 1")
+        self._runner = runner
+        self._on_result = on_result
+        self._max_pending = max_pending
+        self._clock = clock
+        self._pending: deque[_Pending] = deque()
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._busy = False
+        self._submitted = self._completed = self._errors = self._superseded = self._late = 0
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stopping = False
+        self._thread = threading.Thread(target=self._work, name="musebridge-engine", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Job, *, deadline_time: float | None = None) -> None:
+        """Queue a job (never blocks). deadline_time: clock time the result is due (late if after)."""
+        now = self._clock()
+        dropped: _Pending | None = None
+        with self._wake:
+            self._submitted += 1
+            if len(self._pending) >= self._max_pending:
+                same_track = [p for p in self._pending if p.job.track == job.track]
+                dropped = same_track[0] if same_track else self._pending[0]
+                self._pending.remove(dropped)
+                self._superseded += 1
+            self._pending.append(_Pending(job, now, deadline_time))
+            self._wake.notify()
+        if dropped is not None:
+            log.info("job %d (track %d) superseded by job %d", dropped.job.job_id, dropped.job.track,
+                     job.job_id)
+            self._post(JobResult(dropped.job, None, SUPERSEDED, dropped.submitted_at, now, 0.0))
+
+    def stats(self) -> EngineStats:
+        with self._wake:
+            return EngineStats(
+                self._submitted, self._completed, self._errors, self._superseded, self._late,
+                len(self._pending), self._busy,
+            )
+
+    @property
+    def queue_depth(self) -> int:
+        with self._wake:
+            return len(self._pending) + (1 if self._busy else 0)
+
+    def cancel_pending(self) -> list[Job]:
+        """Drop every job not yet started (e.g. on shutdown); returns them."""
+        with self._wake:
+            dropped = [p.job for p in self._pending]
+            self._pending.clear()
+        return dropped
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop after the running job (pending jobs are dropped); closes the runner."""
+        with self._wake:
+            self._stopping = True
+            self._pending.clear()
+            self._wake.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self._runner.close()
+
+    def _work(self) -> None:
+        while True:
+            with self._wake:
+                while not self._pending and not self._stopping:
+                    self._wake.wait()
+                if self._stopping:
+                    return
+                item = self._pending.popleft()
+                self._busy = True
+            try:
+                self._run_one(item)
+            finally:
+                with self._wake:
+                    self._busy = False
+
+    def _run_one(self, item: _Pending) -> None:
+        started = self._clock()
+        phrase: Phrase | None = None
+        error: str | None = None
+        try:
+            phrase = self._runner.run(item.job.model, item.job.request)
+            if not isinstance(phrase, Phrase):
+                raise TypeError(f"model {item.job.model!r} returned {type(phrase).__name__}, not a Phrase")
+        except Exception as exc:  # a crashing model is a result, not a dead worker
+            phrase = None
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning("job %d on model %r failed: %s", item.job.job_id, item.job.model, error)
+            log.debug("%s", traceback.format_exc())
+        finished = self._clock()
+        late = item.deadline_time is not None and finished > item.deadline_time
+        with self._wake:
+            self._completed += 1
+            self._errors += error is not None
+            self._late += late
+        self._post(JobResult(item.job, phrase, error, item.submitted_at, finished, finished - started, late))
+
+    def _post(self, result: JobResult) -> None:
+        try:
+            self._on_result(result)
+        except Exception:  # the receiver's problem must not kill the worker
+            log.exception("posting the result of job %d failed", result.job.job_id)

@@ -1,0 +1,226 @@
+"""The engine: results with latency, deadlines, superseding when full, crash paths (thread and process)."""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+
+import pytest
+from musebridge.core.actions import Job
+from musebridge.core.model_protocol import ModelRequest
+from musebridge.core.music import Note, Phrase
+from musebridge.engine import SUPERSEDED, Engine, JobResult, ProcessRunner, ThreadRunner
+
+PHRASE = Phrase((Note(60, 100, 0.0, 1.0), Note(64, 90, 1.0, 1.0)), bars=1)
+
+
+def make_job(job_id: int, track: int = 0, model: str = "up") -> Job:
+    return Job(job_id, track, model, ModelRequest("transfer", PHRASE, 1), deadline_beat=4.0, land_beat=4.0)
+
+
+class UpModel:
+    """Transposes up an octave; can be held on a gate to simulate a busy model."""
+
+    name = "up"
+    modes = frozenset({"transfer"})
+
+    def __init__(self, gate: threading.Event | None = None) -> None:
+        self.gate = gate
+        self.started = threading.Event()
+
+    def generate(self, request: ModelRequest) -> Phrase:
+        self.started.set()
+        if self.gate is not None:
+            assert self.gate.wait(5.0)
+        return request.phrase.transposed(12)
+
+
+class CrashModel:
+    name = "crash"
+    modes = frozenset({"transfer"})
+
+    def generate(self, request: ModelRequest) -> Phrase:
+        raise ValueError("boom")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        self.now += 0.25  # each reading advances a quarter second
+        return self.now
+
+
+def collect(engine_results: queue.Queue[JobResult], count: int) -> list[JobResult]:
+    return [engine_results.get(timeout=5.0) for _ in range(count)]
+
+
+def test_result_carries_phrase_and_latency_from_the_clock() -> None:
+    results: queue.Queue[JobResult] = queue.Queue()
+    models = {"up": UpModel()}
+    engine = Engine(ThreadRunner(models.__getitem__), results.put, clock=FakeClock())
+    engine.start()
+    try:
+        engine.submit(make_job(1))
+        (result,) = collect(results, 1)
+    finally:
+        engine.stop()
+    assert result.error is None
+    assert [n.pitch for n in result.phrase.notes] == [72, 76]
+    # submit read 100.25; the worker read 100.5 (start) and 100.75 (end)
+    assert result.submitted_at == pytest.approx(100.25)
+    assert result.latency_s == pytest.approx(0.5)
+    assert result.compute_s == pytest.approx(0.25)
+    assert engine.stats().completed == 1
+
+
+def test_deadline_in_clock_time_marks_late_results() -> None:
+    results: queue.Queue[JobResult] = queue.Queue()
+    engine = Engine(ThreadRunner({"up": UpModel()}.__getitem__), results.put, clock=FakeClock())
+    engine.start()
+    try:
+        engine.submit(make_job(1), deadline_time=101.0)  # finishes at 100.75: on time
+        (first,) = collect(results, 1)
+        engine.submit(make_job(2), deadline_time=101.0)  # finishes at 101.5: late
+        (second,) = collect(results, 1)
+    finally:
+        engine.stop()
+    assert (first.late, second.late) == (False, True)
+    assert engine.stats().late == 1
+
+
+def test_busy_model_never_blocks_submit_and_oldest_same_track_job_is_superseded() -> None:
+    results: queue.Queue[JobResult] = queue.Queue()
+    gate = threading.Event()
+    model = UpModel(gate)
+    engine = Engine(ThreadRunner({"up": model}.__getitem__), results.put, max_pending=2)
+    engine.start()
+    try:
+        engine.submit(make_job(1, track=0))
+        assert model.started.wait(5.0)  # job 1 is running, held on the gate
+        engine.submit(make_job(2, track=0))
+        engine.submit(make_job(3, track=1))
+        engine.submit(make_job(4, track=1))  # full: the oldest pending of track 1 (job 3) goes
+        engine.submit(make_job(5, track=0))  # full: job 2 goes
+        superseded = collect(results, 2)
+        assert [(r.job.job_id, r.error) for r in superseded] == [(3, SUPERSEDED), (2, SUPERSEDED)]
+        gate.set()
+        done = collect(results, 3)
+    finally:
+        engine.stop()
+    assert [r.job.job_id for r in done] == [1, 4, 5]
+    assert all(r.error is None for r in done)
+    stats = engine.stats()
+    assert (stats.submitted, stats.superseded, stats.completed) == (5, 2, 3)
+
+
+def test_full_queue_without_a_same_track_job_drops_the_oldest() -> None:
+    results: queue.Queue[JobResult] = queue.Queue()
+    gate = threading.Event()
+    model = UpModel(gate)
+    engine = Engine(ThreadRunner({"up": model}.__getitem__), results.put, max_pending=1)
+    engine.start()
+    try:
+        engine.submit(make_job(1, track=0))
+        assert model.started.wait(5.0)
+        engine.submit(make_job(2, track=0))
+        engine.submit(make_job(3, track=5))
+        (dropped,) = collect(results, 1)
+        gate.set()
+        done = collect(results, 2)
+    finally:
+        engine.stop()
+    assert dropped.job.job_id == 2 and dropped.error == SUPERSEDED
+    assert [r.job.job_id for r in done] == [1, 3]
+
+
+def test_crashing_model_is_an_error_result_and_the_worker_survives() -> None:
+    results: queue.Queue[JobResult] = queue.Queue()
+    models = {"up": UpModel(), "crash": CrashModel()}
+    engine = Engine(ThreadRunner(models.__getitem__), results.put)
+    engine.start()
+    try:
+        engine.submit(make_job(1, model="crash"))
+        engine.submit(make_job(2, model="missing"))
+        engine.submit(make_job(3, model="up"))
+        crash, missing, ok = collect(results, 3)
+    finally:
+        engine.stop()
+    assert crash.phrase is None and crash.error == "ValueError: boom"
+    assert missing.phrase is None and "KeyError" in missing.error
+    assert ok.error is None and ok.phrase is not None
+    assert engine.stats().errors == 2
+
+
+def test_a_failing_result_receiver_does_not_kill_the_worker() -> None:
+    seen: list[int] = []
+
+    def receiver(result: JobResult) -> None:
+        seen.append(result.job.job_id)
+        if result.job.job_id == 1:
+            raise RuntimeError("receiver bug")
+
+    engine = Engine(ThreadRunner({"up": UpModel()}.__getitem__), receiver)
+    engine.start()
+    try:
+        engine.submit(make_job(1))
+        engine.submit(make_job(2))
+        for _ in range(500):
+            if len(seen) == 2:
+                break
+            threading.Event().wait(0.01)
+    finally:
+        engine.stop()
+    assert seen == [1, 2]
+
+
+def test_model_returning_a_non_phrase_is_an_error() -> None:
+    class Bad:
+        name = "bad"
+        modes = frozenset({"transfer"})
+
+        def generate(self, request: ModelRequest) -> Phrase:
+            return "not a phrase"  # type: ignore[return-value]
+
+    results: queue.Queue[JobResult] = queue.Queue()
+    engine = Engine(ThreadRunner({"bad": Bad()}.__getitem__), results.put)
+    engine.start()
+    try:
+        engine.submit(make_job(1, model="bad"))
+        (result,) = collect(results, 1)
+    finally:
+        engine.stop()
+    assert result.phrase is None and "not a Phrase" in result.error
+
+
+def make_child_model(name: str, device: str) -> UpModel | CrashModel:
+    """Module-level, so the spawned child can unpickle it."""
+    if name == "die":
+
+        class Die:
+            modes = frozenset({"transfer"})
+
+            def generate(self, request: ModelRequest) -> Phrase:
+                os._exit(3)
+
+        Die.name = "die"  # type: ignore[attr-defined]
+        return Die()  # type: ignore[return-value]
+    return {"up": UpModel, "crash": CrashModel}[name]()
+
+
+def test_process_runner_survives_model_errors_and_a_dead_child() -> None:
+    results: queue.Queue[JobResult] = queue.Queue()
+    engine = Engine(ProcessRunner(make_child_model), results.put)
+    engine.start()
+    try:
+        for job_id, model in enumerate(["up", "crash", "die", "up"], start=1):
+            engine.submit(make_job(job_id, model=model))
+        up, crash, die, up_again = collect(results, 4)
+    finally:
+        engine.stop()
+    assert [n.pitch for n in up.phrase.notes] == [72, 76]
+    assert crash.error == "RuntimeError: ValueError: boom"
+    assert die.phrase is None and "exit code 3" in die.error
+    assert up_again.error is None and up_again.phrase == up.phrase
