@@ -22,7 +22,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -140,7 +139,6 @@ class MidiTestClient:
 
     def __init__(self, name: str = "mbtest", servername: str | None = None) -> None:
         import jack
-
         from musebridge.io.jack_clock import JackClock
 
         self.client = jack.Client(name, no_start_server=True, servername=servername)
