@@ -1,0 +1,352 @@
+"""Presets: YAML files -> validated, frozen settings for the conductor.
+
+This loader lives in the package `musebridge.presets` itself (presets/__init__.py, next to the YAML
+files): a module bridge/presets.py would collide with that package name.
+
+`load_preset(name_or_path)` reads a shipped preset by name (package `musebridge.presets`, files
+presets/<name>.yaml) or any YAML file by path. An unknown key or a wrong type raises PresetError
+(a UserError) naming the file and the key path, e.g.
+    presets/x.yaml: tracks.1.mode: expected one of thru|transfer|continue|interpolate|sample, got 'trnsfer'
+
+Schema (every key optional; defaults shown):
+
+    name: <file stem>            # str
+    description: ""              # str
+    clock: auto                  # auto | internal | midi | osc
+    tempo: 120.0                 # internal clock BPM, 20..400
+    meter: "4/4"                 # "N/D" (D in 1,2,4,8,16,32); 6/8 = 3 beats, 7/8 = 3.5 beats per bar
+    grid:                        # input quantisation; also sets when a phrase is final
+      steps: 4                   #   steps per `per`; 0 = off
+      per: beat                  #   beat | bar
+    lookahead_ms: 20.0           # with the grid off: how early a phrase is taken and dispatched
+    echo_input: false            # default for tracks (below)
+    output: same                 # same (where the input came from) | midi | osc | both
+    genres: [celtic, folk, chorale, renaissance]   # accepted /musebridge/genre values ("" = none)
+    models:                      # model name per mode (the engine's registry resolves names)
+      transfer: transpose
+      continue: transpose
+      interpolate: blend
+      sample: transpose
+    model_options:               # per model name: options for its factory
+      transpose: {semitones: 12}
+    continue:                    # call and response
+      silent_bars: 1             #   a call ends after this many silent bars, 1..16
+      max_call_bars: 8           #   ... or after this many bars, 1..64
+      answer_bars: 0             #   answer length in bars; 0 = as long as the call
+      end_call_cc: null          #   a CC number 0..127 (value >= 64) that ends the call, or null
+    defaults:                    # every track's settings ...
+      mode: thru                 #   thru | transfer | continue | interpolate | sample
+      phrase_bars: 4             #   1..64
+      genre: ""                  #   one of `genres` or ""
+      temperature: 1.0           #   0.01..5.0
+      position: 0.5              #   0..1, interpolation point
+      echo_input: <echo_input>   #   bool: play the input through in model modes too
+      out_channel: null          #   MIDI output channel 1..16, null = the input's channel
+    tracks:                      # ... and per-track overrides (same keys as defaults)
+      1: {mode: transfer}        #   track ids are ints >= 0; MIDI channel c (1..16) is track c
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+from musebridge.core.bars import Grid
+from musebridge.core.model_protocol import MODES
+from musebridge.core.music import Meter
+from musebridge.errors import UserError
+
+CLOCKS = ("auto", "internal", "midi", "osc")
+OUTPUTS = ("same", "midi", "osc", "both")
+MODEL_MODES = ("transfer", "continue", "interpolate", "sample")
+DEFAULT_GENRES = ("celtic", "folk", "chorale", "renaissance")
+
+
+class PresetError(UserError):
+    """A preset that cannot be used: names the file and the key path."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrackSettings:
+    """Settings of one track."""
+
+    mode: str = "thru"
+    phrase_bars: int = 4
+    genre: str = ""
+    temperature: float = 1.0
+    position: float = 0.5
+    echo_input: bool = False
+    out_channel: int | None = None  # 0..15 internally (YAML says 1..16); None = the input's channel
+
+
+@dataclass(frozen=True, slots=True)
+class ContinueSettings:
+    """Call-and-response settings."""
+
+    silent_bars: int = 1
+    max_call_bars: int = 8
+    answer_bars: int = 0  # 0 = as long as the call
+    end_call_cc: int | None = None
+
+
+def _frozen(mapping: Mapping[Any, Any]) -> Mapping[Any, Any]:
+    return MappingProxyType(dict(mapping))
+
+
+_DEFAULT_MODELS = {
+    "transfer": "transpose",
+    "continue": "transpose",
+    "interpolate": "blend",
+    "sample": "transpose",
+}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A validated preset (see the module docstring for the YAML schema)."""
+
+    name: str = "default"
+    description: str = ""
+    clock: str = "auto"
+    tempo: float = 120.0
+    meter: Meter = field(default_factory=Meter)
+    grid: Grid = field(default_factory=Grid)
+    lookahead_ms: float = 20.0
+    output: str = "same"
+    genres: tuple[str, ...] = DEFAULT_GENRES
+    models: Mapping[str, str] = field(default_factory=lambda: _frozen(_DEFAULT_MODELS))
+    model_options: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: _frozen({}))
+    continuation: ContinueSettings = field(default_factory=ContinueSettings)
+    defaults: TrackSettings = field(default_factory=TrackSettings)
+    tracks: Mapping[int, TrackSettings] = field(default_factory=lambda: _frozen({}))
+    source: str = "<built-in>"
+
+    def track(self, track: int) -> TrackSettings:
+        """Settings of `track`: its override, else the defaults."""
+        return self.tracks.get(track, self.defaults)
+
+    def model_for(self, mode: str) -> str:
+        """Model name for a mode ('thru' for thru)."""
+        return self.models.get(mode, "thru")
+
+    def with_mode(self, mode: str) -> Preset:
+        """The same preset with every track (defaults and overrides) in `mode`."""
+        if mode not in MODES:
+            raise PresetError(f"{self.source}: mode: expected one of {'|'.join(MODES)}, got {mode!r}")
+        tracks = {k: dataclasses.replace(v, mode=mode) for k, v in self.tracks.items()}
+        return dataclasses.replace(
+            self, defaults=dataclasses.replace(self.defaults, mode=mode), tracks=_frozen(tracks)
+        )
+
+
+class _Reader:
+    """Typed access to a YAML mapping that reports errors as `file: key.path: problem`."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, path: str, problem: str) -> PresetError:
+        return PresetError(f"{self.source}: {path}: {problem}" if path else f"{self.source}: {problem}")
+
+    def mapping(self, value: Any, path: str, allowed: tuple[str, ...] | None) -> dict[Any, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(path, f"expected a mapping, got {type(value).__name__} {value!r}")
+        if allowed is not None:
+            for key in value:
+                if key not in allowed:
+                    where = f"{path}.{key}" if path else str(key)
+                    raise self.fail(where, f"unknown key (known: {', '.join(allowed)})")
+        return value
+
+    def string(self, value: Any, path: str, choices: tuple[str, ...] | None = None) -> str:
+        if not isinstance(value, str):
+            raise self.fail(path, f"expected a string, got {type(value).__name__} {value!r}")
+        if choices is not None and value not in choices:
+            raise self.fail(path, f"expected one of {'|'.join(choices)}, got {value!r}")
+        return value
+
+    def integer(self, value: Any, path: str, low: int, high: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(path, f"expected an integer, got {type(value).__name__} {value!r}")
+        if not low <= value <= high:
+            raise self.fail(path, f"expected {low}..{high}, got {value}")
+        return value
+
+    def number(self, value: Any, path: str, low: float, high: float) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(path, f"expected a number, got {type(value).__name__} {value!r}")
+        if not low <= value <= high:
+            raise self.fail(path, f"expected {low:g}..{high:g}, got {value:g}")
+        return float(value)
+
+    def boolean(self, value: Any, path: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(path, f"expected true or false, got {type(value).__name__} {value!r}")
+        return value
+
+
+_TOP_KEYS = (
+    "name",
+    "description",
+    "clock",
+    "tempo",
+    "meter",
+    "grid",
+    "lookahead_ms",
+    "echo_input",
+    "output",
+    "genres",
+    "models",
+    "model_options",
+    "continue",
+    "defaults",
+    "tracks",
+)
+_TRACK_KEYS = ("mode", "phrase_bars", "genre", "temperature", "position", "echo_input", "out_channel")
+
+
+def _meter(r: _Reader, value: Any, path: str) -> Meter:
+    text = r.string(value, path)
+    parts = text.split("/")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise r.fail(path, f"expected a meter like '4/4' or '7/8', got {text!r}")
+    try:
+        return Meter(int(parts[0]), int(parts[1]))
+    except ValueError as exc:
+        raise r.fail(path, str(exc)) from None
+
+
+def _track(r: _Reader, value: Any, path: str, base: TrackSettings, genres: tuple[str, ...]) -> TrackSettings:
+    data = r.mapping(value, path, _TRACK_KEYS)
+    settings = base
+    for key, raw in data.items():
+        p = f"{path}.{key}"
+        if key == "mode":
+            settings = dataclasses.replace(settings, mode=r.string(raw, p, MODES))
+        elif key == "phrase_bars":
+            settings = dataclasses.replace(settings, phrase_bars=r.integer(raw, p, 1, 64))
+        elif key == "genre":
+            settings = dataclasses.replace(settings, genre=r.string(raw, p, ("", *genres)))
+        elif key == "temperature":
+            settings = dataclasses.replace(settings, temperature=r.number(raw, p, 0.01, 5.0))
+        elif key == "position":
+            settings = dataclasses.replace(settings, position=r.number(raw, p, 0.0, 1.0))
+        elif key == "echo_input":
+            settings = dataclasses.replace(settings, echo_input=r.boolean(raw, p))
+        elif key == "out_channel":
+            channel = None if raw is None else r.integer(raw, p, 1, 16) - 1
+            settings = dataclasses.replace(settings, out_channel=channel)
+    return settings
+
+
+def parse_preset(data: Any, source: str, default_name: str = "preset") -> Preset:
+    """Validate a parsed YAML document into a Preset; PresetError names `source` and the key path."""
+    r = _Reader(source)
+    top = r.mapping(data, "", _TOP_KEYS)
+    kw: dict[str, Any] = {"source": source, "name": default_name}
+    if "name" in top:
+        kw["name"] = r.string(top["name"], "name")
+    if "description" in top:
+        kw["description"] = r.string(top["description"], "description")
+    if "clock" in top:
+        kw["clock"] = r.string(top["clock"], "clock", CLOCKS)
+    if "tempo" in top:
+        kw["tempo"] = r.number(top["tempo"], "tempo", 20.0, 400.0)
+    if "meter" in top:
+        kw["meter"] = _meter(r, top["meter"], "meter")
+    if "grid" in top:
+        g = r.mapping(top["grid"], "grid", ("steps", "per"))
+        steps = r.integer(g.get("steps", 4), "grid.steps", 0, 96)
+        per = r.string(g.get("per", "beat"), "grid.per", ("beat", "bar"))
+        kw["grid"] = Grid(steps, per)
+    if "lookahead_ms" in top:
+        kw["lookahead_ms"] = r.number(top["lookahead_ms"], "lookahead_ms", 0.0, 1000.0)
+    if "output" in top:
+        kw["output"] = r.string(top["output"], "output", OUTPUTS)
+    genres = DEFAULT_GENRES
+    if "genres" in top:
+        if not isinstance(top["genres"], list):
+            raise r.fail("genres", f"expected a list of strings, got {top['genres']!r}")
+        genres = tuple(r.string(g, f"genres.{i}") for i, g in enumerate(top["genres"]))
+    kw["genres"] = genres
+    models = dict(_DEFAULT_MODELS)
+    for mode, name in r.mapping(top.get("models"), "models", MODEL_MODES).items():
+        models[mode] = r.string(name, f"models.{mode}")
+    kw["models"] = _frozen(models)
+    options: dict[str, Mapping[str, Any]] = {}
+    for model, opts in r.mapping(top.get("model_options"), "model_options", None).items():
+        p = f"model_options.{model}"
+        o = r.mapping(opts, p, None)
+        for key, value in o.items():
+            if not isinstance(value, str | int | float | bool):
+                raise r.fail(f"{p}.{key}", f"expected a number, string or bool, got {value!r}")
+        options[str(model)] = _frozen(o)
+    if "transpose" in options and "semitones" in options["transpose"]:
+        r.integer(options["transpose"]["semitones"], "model_options.transpose.semitones", -127, 127)
+    kw["model_options"] = _frozen(options)
+    cont = r.mapping(
+        top.get("continue"), "continue", ("silent_bars", "max_call_bars", "answer_bars", "end_call_cc")
+    )
+    cc = cont.get("end_call_cc")
+    kw["continuation"] = ContinueSettings(
+        silent_bars=r.integer(cont.get("silent_bars", 1), "continue.silent_bars", 1, 16),
+        max_call_bars=r.integer(cont.get("max_call_bars", 8), "continue.max_call_bars", 1, 64),
+        answer_bars=r.integer(cont.get("answer_bars", 0), "continue.answer_bars", 0, 64),
+        end_call_cc=None if cc is None else r.integer(cc, "continue.end_call_cc", 0, 127),
+    )
+    echo = r.boolean(top["echo_input"], "echo_input") if "echo_input" in top else False
+    defaults = _track(r, top.get("defaults"), "defaults", TrackSettings(echo_input=echo), genres)
+    kw["defaults"] = defaults
+    tracks: dict[int, TrackSettings] = {}
+    for key, value in r.mapping(top.get("tracks"), "tracks", None).items():
+        if isinstance(key, bool) or not isinstance(key, int) or key < 0:
+            raise r.fail(f"tracks.{key}", "track ids are integers >= 0")
+        tracks[key] = _track(r, value, f"tracks.{key}", defaults, genres)
+    kw["tracks"] = _frozen(tracks)
+    return Preset(**kw)
+
+
+def preset_names() -> list[str]:
+    """Names of the presets shipped in the package."""
+    root = importlib.resources.files("musebridge.presets")
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_preset(name_or_path: str) -> Preset:
+    """A shipped preset by name, or a YAML file by path; PresetError when missing or invalid."""
+    path = Path(name_or_path)
+    looks_like_path = name_or_path.endswith((".yaml", ".yml")) or "/" in name_or_path or "\\" in name_or_path
+    if looks_like_path:
+        if not path.is_file():
+            raise PresetError(f"{name_or_path}: no such preset file")
+        source = name_or_path
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PresetError(f"{source}: cannot read: {exc}") from None
+        stem = path.stem
+    else:
+        resource = importlib.resources.files("musebridge.presets") / f"{name_or_path}.yaml"
+        if not resource.is_file():
+            raise PresetError(
+                f"unknown preset {name_or_path!r}; shipped presets: {', '.join(preset_names())} "
+                "(or give a .yaml path)"
+            )
+        source = f"presets/{name_or_path}.yaml"
+        text = resource.read_text(encoding="utf-8")
+        stem = name_or_path
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise PresetError(f"{source}: {where}not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    return parse_preset(data, source, default_name=stem)
