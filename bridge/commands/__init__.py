@@ -13,4 +13,5 @@ COMMAND_MODULES: tuple[str, ...] = (
     "eval",
     "interpolate",
     "sample",
+    "continue_",
 )
