@@ -180,23 +180,25 @@ class ModelCache:
             return sorted(self._models)
 
 
-def _rule_factory(class_name: str) -> ModelFactory:
-    """A factory for a rule model class of musebridge.core.rule_models (imported on first use)."""
+def _rule_factory(name: str) -> ModelFactory:
+    """A factory for the rule model `name` of musebridge.core.rule_models (options: see there)."""
 
     def factory(device: str, options: Mapping[str, Any]) -> PhraseModel:
         from musebridge.core import rule_models
 
-        cls = getattr(rule_models, class_name)
-        return cls(**dict(options))
+        try:
+            return rule_models.build_rule_model(name, options)
+        except ValueError as error:
+            raise UserError(str(error)) from error
 
-    factory.__name__ = f"create_{class_name}"
+    factory.__name__ = f"create_{name}"
     return factory
 
 
 def _register_builtins() -> None:
-    register("thru", _rule_factory("ThruModel"), description="no model: the played phrase, unchanged")
-    register("transpose", _rule_factory("TransposeModel"), description="the phrase moved by N semitones")
-    register("blend", _rule_factory("BlendModel"), description="interpolation of clip A and B by rule")
+    register("thru", _rule_factory("thru"), description="no model: the played phrase, unchanged")
+    register("transpose", _rule_factory("transpose"), description="the phrase moved by N semitones")
+    register("blend", _rule_factory("blend"), description="interpolation of clip A and B by rule")
 
 
 _register_builtins()

@@ -1,6 +1,7 @@
 """The output scheduler: sends scheduled notes at their time and owns note hygiene on the MIDI output.
 
-It holds core's pure note schedule (beats) and the current TempoMap (beats <-> perf_counter seconds).
+It holds core's pure note schedule (OutputSchedule, in beats) and the current TempoMap (beats <->
+perf_counter seconds).
 `service(now)` sends whatever is due and says when to wake next; the output thread loops on it:
 
 - untimed outputs (rtmidi): wait on a condition until `spin_s` before the event, then spin on the
@@ -9,7 +10,7 @@ It holds core's pure note schedule (beats) and the current TempoMap (beats <-> p
   their exact time, so they land on the exact frame.
 
 Note hygiene: every note-on written is counted per (channel, pitch). A replaced phrase closes what it
-leaves open (core's schedule says which), transport stop closes every scheduled note, and panic,
+leaves open (core's schedule places those note-offs), transport stop closes every scheduled note, and panic,
 shutdown and the crash path close every note ever opened on the output (thru notes included), plus
 All Notes Off on each channel used. On timed outputs those note-offs are stamped no earlier than the
 last event already handed over, so a note-on in flight cannot outlive its note-off.
@@ -21,11 +22,13 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from musebridge.core.actions import ClearOutput, ScheduleNotes, TempoChanged
+from musebridge.core.music import Note
+from musebridge.core.schedule import DueEvent, OutputSchedule
 from musebridge.core.tempo import TempoMap
 
 log = logging.getLogger(__name__)
@@ -40,23 +43,17 @@ class MidiOutput(Protocol):
 
 
 class NoteSchedule(Protocol):
-    """What the scheduler needs of core's pure schedule (see `musebridge.scheduler_adapter`)."""
+    """What the scheduler needs of core's pure schedule (musebridge.core.schedule.OutputSchedule)."""
 
-    def replace(self, action: ScheduleNotes, now_beat: float) -> list[MidiBytes]:
-        """Apply a ScheduleNotes; returns note-offs to send now for notes it cut."""
-        ...
+    def schedule(self, track: int, channel: int, notes: Iterable[Note], replace_from: float) -> None: ...
 
-    def clear(self, track: int | None) -> list[MidiBytes]:
-        """Drop scheduled output (of a track or all); returns note-offs for the notes it held."""
-        ...
+    def pop_due_events(self, beat: float) -> list[DueEvent]: ...
 
-    def pop_due(self, beat: float) -> list[tuple[float, MidiBytes]]:
-        """Remove and return (beat, bytes) of every event at or before `beat`, in order."""
-        ...
+    def next_beat(self) -> float | None: ...
 
-    def next_beat(self) -> float | None:
-        """Beat of the earliest scheduled event, or None."""
-        ...
+    def clear(self, track: int) -> list[MidiBytes]: ...
+
+    def all_off(self) -> list[MidiBytes]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +85,7 @@ class OutputScheduler:
     def __init__(
         self,
         output: MidiOutput,
-        schedule: NoteSchedule,
+        schedule: NoteSchedule | None = None,
         *,
         tempo_map: TempoMap | None = None,
         clock: Callable[[], float] = time.perf_counter,
@@ -98,7 +95,7 @@ class OutputScheduler:
         late_s: float = 0.001,
     ) -> None:
         self._output = output
-        self._schedule = schedule
+        self._schedule: NoteSchedule = schedule if schedule is not None else OutputSchedule()
         self._send_at = getattr(output, "send_at", None) if timed in (None, True) else None
         if timed and self._send_at is None:
             raise ValueError("timed=True needs an output with send_at(data, time)")
@@ -126,13 +123,15 @@ class OutputScheduler:
             if isinstance(action, TempoChanged):
                 was_playing = self._tempo.playing
                 self._tempo = action.tempo_map
-                if was_playing and not action.tempo_map.playing:  # transport stop
-                    self._write_all(self._schedule.clear(None), now, hygiene=True)
+                if was_playing and not action.tempo_map.playing:  # transport stop: close scheduled notes
+                    offs = [data for data in self._schedule.all_off() if data[0] & 0xF0 != 0xB0]
+                    self._write_all(offs, now)
             elif isinstance(action, ScheduleNotes):
-                offs = self._schedule.replace(action, self._tempo.beat_at(now))
-                self._write_all(offs, now, hygiene=True)
+                self._schedule.schedule(action.track, action.channel, action.notes, action.replace_from)
             elif isinstance(action, ClearOutput):
-                self._write_all(self._schedule.clear(action.track), now, hygiene=True)
+                offs = (self._schedule.all_off() if action.track is None
+                        else self._schedule.clear(action.track))
+                self._write_all(offs, now)
             else:
                 raise TypeError(f"the scheduler does not take {type(action).__name__}")
             self._lock.notify()
@@ -142,11 +141,21 @@ class OutputScheduler:
         with self._lock:
             self._write(tuple(data), self._clock(), None)
 
+    def release_if_sounding(self, data: Sequence[int]) -> bool:
+        """Send `data` if it is a note-off for a note sounding on this output (the crash path of
+        an input handler: a key released must still close its note). True when sent."""
+        with self._lock:
+            if not _is_note_off(data) or self._sounding[(data[0] & 0x0F, data[1])] == 0:
+                return False
+            self._write(tuple(data), self._clock(), None)
+            return True
+
     def panic(self) -> None:
         """Drop everything scheduled and close every note ever opened on this output."""
         with self._lock:
-            self._schedule.clear(None)
-            self._all_notes_off(self._clock())
+            now = self._clock()
+            self._write_all([data for data in self._schedule.all_off() if data[0] & 0xF0 != 0xB0], now)
+            self._all_notes_off(now)  # what is left (thru notes), then CC 123 on every channel used
             self._lock.notify()
 
     @property
@@ -166,10 +175,10 @@ class OutputScheduler:
             tempo = self._tempo
             if not tempo.playing:
                 return None
-            due = self._schedule.pop_due(tempo.beat_at(now + self._lookahead))
-            for beat, data in due:
-                at = tempo.time_at(beat)
-                self._write(data, now, at if self.timed else None)
+            due = self._schedule.pop_due_events(tempo.beat_at(now + self._lookahead))
+            for event in due:
+                at = tempo.time_at(event.beat)
+                self._write(event.data, now, max(at, self._horizon) if self.timed else None)
                 lateness = now - at if not self.timed else max(0.0, now - at)
                 if lateness > self._late_s:
                     self._late += 1
@@ -235,10 +244,10 @@ class OutputScheduler:
                 return wake
 
     # -- writing (lock held) --------------------------------------------------------------------
-    def _write_all(self, events: Sequence[MidiBytes], now: float, *, hygiene: bool) -> None:
+    def _write_all(self, events: Sequence[MidiBytes], now: float) -> None:
+        """Note-offs of hygiene, now; on timed outputs never before an event already handed over."""
         for data in events:
-            # note-offs of hygiene never precede a note-on already handed over
-            self._write(data, now, max(now, self._horizon) if self.timed and hygiene else None)
+            self._write(data, now, max(now, self._horizon) if self.timed else None)
 
     def _write(self, data: MidiBytes, now: float, at: float | None) -> None:
         try:

@@ -9,51 +9,9 @@ from collections.abc import Sequence
 import pytest
 from musebridge.core.actions import ClearOutput, ScheduleNotes, TempoChanged
 from musebridge.core.music import Note
+from musebridge.core.schedule import OutputSchedule
 from musebridge.core.tempo import TempoMap
 from musebridge.scheduler import MidiBytes, OutputScheduler
-
-
-class ListSchedule:
-    """A minimal stand-in for core's schedule: (beat, track, bytes) events, replace-from semantics."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[float, int, MidiBytes]] = []
-        self.open: dict[tuple[int, int], int] = {}  # (channel, pitch) -> track, scheduled and sounding
-
-    def replace(self, action: ScheduleNotes, now_beat: float) -> list[MidiBytes]:
-        kept = [e for e in self.events if e[1] != action.track or e[0] < action.replace_from]
-        dropped = [e for e in self.events if e not in kept]
-        self.events = kept
-        offs: list[MidiBytes] = []
-        for _beat, _, data in dropped:  # an off dropped while its on was sent: close now
-            if data[0] & 0xF0 == 0x80 and (data[0] & 0x0F, data[1]) in self.open:
-                del self.open[(data[0] & 0x0F, data[1])]
-                offs.append(data)
-        for note in action.notes:
-            self.events.append((note.start, action.track, (0x90 | action.channel, note.pitch, note.velocity)))
-            self.events.append((note.end, action.track, (0x80 | action.channel, note.pitch, 0)))
-        self.events.sort(key=lambda e: (e[0], e[2][0] & 0xF0 != 0x80))
-        return offs
-
-    def clear(self, track: int | None) -> list[MidiBytes]:
-        self.events = [e for e in self.events if track is not None and e[1] != track]
-        offs = [(0x80 | ch, p, 0) for (ch, p), t in self.open.items() if track is None or t == track]
-        self.open = {k: t for k, t in self.open.items() if track is not None and t != track}
-        return offs
-
-    def pop_due(self, beat: float) -> list[tuple[float, MidiBytes]]:
-        due = [e for e in self.events if e[0] <= beat]
-        self.events = self.events[len(due):]
-        for _, track, data in due:
-            key = (data[0] & 0x0F, data[1])
-            if data[0] & 0xF0 == 0x90:
-                self.open[key] = track
-            else:
-                self.open.pop(key, None)
-        return [(b, d) for b, _, d in due]
-
-    def next_beat(self) -> float | None:
-        return self.events[0][0] if self.events else None
 
 
 class FakeOutput:
@@ -84,7 +42,7 @@ def notes(*pitches_starts: tuple[int, float]) -> tuple[Note, ...]:
 def make(output: FakeOutput | None = None) -> tuple[OutputScheduler, FakeOutput, list[float]]:
     now = [10.0]
     out = output or FakeOutput()
-    scheduler = OutputScheduler(out, ListSchedule(), clock=lambda: now[0])
+    scheduler = OutputScheduler(out, OutputSchedule(), clock=lambda: now[0])
     return scheduler, out, now
 
 
@@ -129,9 +87,9 @@ def test_replacing_a_phrase_closes_the_notes_it_leaves_open() -> None:
     scheduler.apply(ScheduleNotes(0, 2, notes((60, 0.0)), replace_from=0.0))
     scheduler.service(10.0)  # note on, its off scheduled at beat 0.5
     scheduler.apply(ScheduleNotes(0, 2, notes((67, 0.25)), replace_from=0.1))
-    assert out.sent == [(0x92, 60, 100), (0x82, 60, 0)]
+    assert scheduler.service(10.0) == pytest.approx(10.05)  # its off moved to beat 0.1
     scheduler.service(10.125)
-    assert out.sent[-1] == (0x92, 67, 100)
+    assert out.sent == [(0x92, 60, 100), (0x82, 60, 0), (0x92, 67, 100)]
 
 
 def test_panic_closes_thru_and_scheduled_notes_with_all_notes_off() -> None:
@@ -163,7 +121,7 @@ def test_clear_output_of_one_track() -> None:
 def test_timed_output_gets_events_ahead_with_their_exact_time() -> None:
     out = FakeTimedOutput()
     now = [10.0]
-    scheduler = OutputScheduler(out, ListSchedule(), clock=lambda: now[0], lookahead_s=0.01)
+    scheduler = OutputScheduler(out, OutputSchedule(), clock=lambda: now[0], lookahead_s=0.01)
     assert scheduler.timed
     scheduler.apply(tempo(120.0))
     scheduler.apply(ScheduleNotes(0, 0, notes((60, 1.0)), replace_from=0.0))
@@ -196,7 +154,7 @@ def test_the_thread_sends_on_time_and_stop_closes_notes() -> None:
             stamps.append(time.perf_counter())
             out.send(data)
 
-    scheduler = OutputScheduler(Stamping(), ListSchedule())
+    scheduler = OutputScheduler(Stamping(), OutputSchedule())
     start = time.perf_counter()
     scheduler.apply(TempoChanged(TempoMap(start, 0.0, 600.0)))  # 0.1 s a beat
     scheduler.apply(ScheduleNotes(0, 0, (Note(60, 100, 0.5, 5.0),), replace_from=0.0))
