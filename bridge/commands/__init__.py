@@ -14,4 +14,5 @@ COMMAND_MODULES: tuple[str, ...] = (
     "interpolate",
     "sample",
     "continue_",
+    "data",
 )

@@ -1,0 +1,16 @@
+"""Symbolic data: the music21 corpus and MIDI folders -> cached datasets, genre domains, windows."""
+
+from .dataset import SPLITS, TuneDataset, Window, split_of, tune_windows
+from .encoded import EncodedWindows, melody_windows
+from .tunes import Tune
+
+__all__ = [
+    "SPLITS",
+    "EncodedWindows",
+    "Tune",
+    "TuneDataset",
+    "Window",
+    "melody_windows",
+    "split_of",
+    "tune_windows",
+]
