@@ -1,0 +1,375 @@
+"""The device JavaScript run under node with a stand-in for Max's globals (tests/device_stub)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNNER = ROOT / "tests" / "device_stub" / "run_steps.js"
+SPEC = json.loads((ROOT / "bridge" / "osc_spec.json").read_text())
+NODE = shutil.which("node")
+
+pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed (the device JS runs under node)")
+
+
+def run(steps: list[dict[str, Any]], live: dict[str, Any] | None = None) -> dict[str, Any]:
+    payload = json.dumps({"steps": steps, "live": live or {}})
+    done = subprocess.run(
+        [NODE, str(RUNNER)], input=payload, capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def send(selector: str, *args: Any) -> dict[str, Any]:
+    return {"op": "send", "selector": selector, "args": list(args)}
+
+
+def song(**properties: Any) -> dict[str, Any]:
+    return {"op": "song", **properties}
+
+
+CLOCK = {"op": "clock"}
+POLL = {"op": "poll"}
+CONNECT = [send("init"), send("/musebridge/welcome", "0.1.0")]
+
+
+def osc(result: dict[str, Any], address: str | None = None) -> list[list[Any]]:
+    """OSC messages the device sent (outlet 0), optionally one address only."""
+    sent = [e["args"] for e in result["log"] if e["kind"] == "outlet" and e["outlet"] == 0]
+    sent = [m for m in sent if str(m[0]).startswith("/")]
+    return [m for m in sent if address is None or m[0] == address]
+
+
+def midi(result: dict[str, Any]) -> list[tuple[float, int, int]]:
+    """(song beat, pitch, velocity) of every note message sent to midiformat."""
+    return [(e["beat"], *e["args"]) for e in result["log"] if e["kind"] == "outlet" and e["outlet"] == 1]
+
+
+def posts(result: dict[str, Any]) -> list[str]:
+    return [e["text"] for e in result["log"] if e["kind"] == "post"]
+
+
+def check_against_spec(message: list[Any]) -> None:
+    address, args = message[0], message[1:]
+    entry = SPEC["inbound"][address]
+    fixed, repeat = entry["args"], entry.get("repeat", [])
+    assert len(args) >= len(fixed), message
+    kinds = [kind for _name, kind in fixed]
+    if repeat:
+        assert (len(args) - len(fixed)) % len(repeat) == 0, message
+        kinds += [kind for _name, kind in repeat] * ((len(args) - len(fixed)) // len(repeat))
+    assert len(kinds) == len(args), message
+    for kind, value in zip(kinds, args, strict=True):
+        if kind == "s":
+            assert isinstance(value, str), message
+        elif kind == "i":
+            assert isinstance(value, int) or float(value).is_integer(), message
+        else:
+            assert isinstance(value, int | float) and not isinstance(value, bool), message
+
+
+def check_all_sent(result: dict[str, Any]) -> None:
+    for message in osc(result):
+        check_against_spec(message)
+    assert not [p for p in posts(result) if "not sent" in p or "wrong argument" in p]
+
+
+def test_capture_sends_completed_notes_in_song_beats() -> None:
+    result = run(
+        [
+            *CONNECT,
+            song(is_playing=1, current_song_time=8.0),
+            CLOCK,
+            send("note_in", 60, 100),
+            song(current_song_time=8.5),
+            send("note_in", 64, 90),
+            song(current_song_time=9.25),
+            send("note_in", 60, 0),
+            song(current_song_time=10.0),
+            send("note_in", 64, 0),
+        ]
+    )
+    assert osc(result, "/musebridge/note") == [
+        ["/musebridge/note", 0, 60, 100, 8, 1.25],
+        ["/musebridge/note", 0, 64, 90, 8.5, 1.5],
+    ]
+    check_all_sent(result)
+
+
+def test_transport_on_start_on_change_and_at_each_bar() -> None:
+    steps: list[dict[str, Any]] = [*CONNECT, song(is_playing=1, current_song_time=0.0), CLOCK]
+    for beat in (1.0, 2.0, 3.99, 4.0, 4.5, 5.0):
+        steps += [song(current_song_time=beat), CLOCK]
+    steps += [song(tempo=100.0, current_song_time=5.5), CLOCK, song(current_song_time=8.01), CLOCK]
+    steps += [song(signature_numerator=3, current_song_time=8.5), CLOCK]
+    steps += [song(is_playing=0, current_song_time=9.0), CLOCK]
+    result = run(steps)
+    assert [m[1:] for m in osc(result, "/musebridge/transport")] == [
+        [120, 4, 4, 0, 1],
+        [120, 4, 4, 4, 1],
+        [100, 4, 4, 5.5, 1],
+        [100, 4, 4, 8.01, 1],
+        [100, 3, 4, 8.5, 1],
+        [100, 3, 4, 9, 0],
+    ]
+    check_all_sent(result)
+
+
+def test_notes_play_at_their_beat_not_at_arrival() -> None:
+    steps: list[dict[str, Any]] = [*CONNECT, song(is_playing=1, current_song_time=0.0), CLOCK]
+    steps += [
+        send("/musebridge/out/note", 0, 60, 100, 2.0, 1.0),
+        send("/musebridge/out/note", 0, 62, 80, 1.0, 0.5),
+    ]
+    steps += [send("/musebridge/out/note", 1, 70, 80, 1.0, 0.5)]  # another track's note: not ours
+    for beat in (0.5, 0.99, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 3.5):
+        steps += [song(current_song_time=beat), CLOCK]
+    assert midi(run(steps)) == [(1.0, 62, 80), (1.5, 62, 0), (2.0, 60, 100), (3.0, 60, 0)]
+
+
+def test_note_offs_come_before_note_ons_on_the_same_beat_and_retrigger_is_clean() -> None:
+    steps: list[dict[str, Any]] = [*CONNECT, song(is_playing=1, current_song_time=0.0), CLOCK]
+    steps += [
+        send("/musebridge/out/note", 0, 60, 100, 1.0, 1.0),
+        send("/musebridge/out/note", 0, 60, 90, 2.0, 1.0),
+    ]
+    steps += [
+        send("/musebridge/out/note", 0, 64, 70, 1.0, 3.0),
+        send("/musebridge/out/note", 0, 64, 60, 2.0, 0.5),
+    ]
+    for beat in (1.0, 2.0, 2.5, 3.0, 4.0):
+        steps += [song(current_song_time=beat), CLOCK]
+    assert midi(run(steps)) == [
+        (1.0, 60, 100),
+        (1.0, 64, 70),
+        (2.0, 60, 0),
+        (2.0, 60, 90),
+        (2.0, 64, 0),  # the long 64 is cut so that the new 64 can start
+        (2.0, 64, 60),
+        (2.5, 64, 0),
+        (3.0, 60, 0),
+    ]
+
+
+def test_late_notes_are_skipped_not_played_out_of_time() -> None:
+    steps: list[dict[str, Any]] = [*CONNECT, song(is_playing=1, current_song_time=4.0), CLOCK]
+    steps += [
+        send("/musebridge/out/note", 0, 60, 100, 1.0, 1.0),
+        send("/musebridge/out/note", 0, 62, 100, 3.5, 1.0),
+    ]
+    steps += [song(current_song_time=4.1), CLOCK, song(current_song_time=4.5), CLOCK]
+    assert midi(run(steps)) == [(4.1, 62, 100), (4.5, 62, 0)]
+
+
+def test_clear_drops_the_replaced_phrase_and_releases_its_notes() -> None:
+    steps: list[dict[str, Any]] = [*CONNECT, song(is_playing=1, current_song_time=0.0), CLOCK]
+    for pitch, beat in ((60, 0.5), (62, 4.0), (64, 5.0)):
+        steps.append(send("/musebridge/out/note", 0, pitch, 100, beat, 2.0))
+    for beat in (0.5, 2.5, 4.25):
+        steps += [song(current_song_time=beat), CLOCK]
+    steps += [
+        send("/musebridge/out/clear", 0, 4.0),
+        song(current_song_time=6.0),
+        CLOCK,
+        song(current_song_time=9.0),
+        CLOCK,
+    ]
+    assert midi(run(steps)) == [(0.5, 60, 100), (2.5, 60, 0), (4.25, 62, 100), (4.25, 62, 0)]
+
+
+def test_every_started_note_ends_on_stop_jump_panic_and_removal() -> None:
+    start = [
+        *CONNECT,
+        song(is_playing=1, current_song_time=0.0),
+        CLOCK,
+        send("/musebridge/out/note", 0, 60, 100, 0.0, 8.0),
+        send("/musebridge/out/note", 0, 67, 100, 6.0, 1.0),
+        song(current_song_time=0.5),
+        CLOCK,
+    ]
+    stopped = run(
+        [
+            *start,
+            song(is_playing=0, current_song_time=1.0),
+            CLOCK,
+            song(is_playing=1, current_song_time=6.5),
+            CLOCK,
+        ]
+    )
+    assert midi(stopped) == [(0.5, 60, 100), (1.0, 60, 0)]  # the queue went with the stop
+    jumped = run([*start, song(current_song_time=0.25), CLOCK])
+    assert midi(jumped) == [(0.5, 60, 100), (0.25, 60, 0)]
+    panicked = run([*start, send("/musebridge/out/panic"), song(current_song_time=7.0), CLOCK])
+    assert midi(panicked) == [(0.5, 60, 100), (0.5, 60, 0)]
+    removed = run([*start, send("note_in", 50, 90), {"op": "delete"}])
+    assert sorted(midi(removed)) == sorted([(0.5, 60, 100), (0.5, 50, 90), (0.5, 60, 0), (0.5, 50, 0)])
+    button = run([*start, send("note_in", 50, 90), send("panic", 1)])
+    assert sorted(midi(button)[2:]) == [(0.5, 50, 0), (0.5, 60, 0)]
+    assert osc(button, "/musebridge/panic") == [["/musebridge/panic"]]
+
+
+def test_midi_passes_when_the_daemon_is_absent_or_in_thru_and_never_hangs() -> None:
+    alone = run(
+        [send("init"), send("monitor", 0), send("mode", 1), send("note_in", 60, 100), send("note_in", 60, 0)]
+    )
+    assert midi(alone) == [(0.0, 60, 100), (0.0, 60, 0)]
+    connected = [*CONNECT, send("monitor", 0), send("mode", 1)]
+    swallowed = run([*connected, send("note_in", 60, 100), send("note_in", 60, 0)])
+    assert midi(swallowed) == []
+    thru = run([*connected, send("mode", 0), send("note_in", 60, 100), send("note_in", 60, 0)])
+    assert midi(thru) == [(0.0, 60, 100), (0.0, 60, 0)]
+    switched = run(
+        [*connected, send("mode", 0), send("note_in", 61, 100), send("mode", 2), send("note_in", 61, 0)]
+    )
+    assert midi(switched) == [(0.0, 61, 100), (0.0, 61, 0)]
+    lost = run([*connected, POLL, POLL, POLL, POLL, send("note_in", 62, 100), send("note_in", 62, 0)])
+    assert midi(lost) == [(0.0, 62, 100), (0.0, 62, 0)]
+    assert osc(lost, "/musebridge/hello")[-1] == ["/musebridge/hello", 9001]
+
+
+LIVE_SET = {
+    "tracks": [
+        {
+            "clip_slots": [
+                {
+                    "length": 8.0,
+                    "is_midi_clip": 1,
+                    "name": "riff",
+                    "notes": [
+                        {
+                            "note_id": 1,
+                            "pitch": 60,
+                            "start_time": 0.0,
+                            "duration": 1.0,
+                            "velocity": 101,
+                            "mute": 0,
+                        },
+                        {
+                            "note_id": 2,
+                            "pitch": 67,
+                            "start_time": 2.5,
+                            "duration": 0.5,
+                            "velocity": 37,
+                            "mute": 0,
+                        },
+                        {
+                            "note_id": 3,
+                            "pitch": 72,
+                            "start_time": 4.0,
+                            "duration": 1.0,
+                            "velocity": 90,
+                            "mute": 1,
+                        },
+                    ],
+                },
+                None,
+                {"length": 4.0, "is_midi_clip": 1, "name": "taken", "notes": []},
+                None,
+            ]
+        }
+    ],
+    "detailClip": [0, 0],
+}
+
+
+def test_clip_mode_reads_with_get_notes_extended_and_writes_new_clips() -> None:
+    answer_one = ["/musebridge/out/clip", 0, 0, 3, 8.0, 62, 0.0, 1.5, 120, 65, 4.0, 0.25, 5]
+    answer_two = ["/musebridge/out/clip", 0, 1, 3, 4.0, 48, 1.0, 1.0, 64]
+    answer_three = ["/musebridge/out/clip", 0, 2, 3, 4.0]
+    result = run(
+        [*CONNECT, send("to_clip", 1), send(*answer_one), send(*answer_two), send(*answer_three)],
+        live=LIVE_SET,
+    )
+    assert osc(result, "/musebridge/clip") == [
+        ["/musebridge/clip", 0, "in", 8, 60, 0, 1, 101, 67, 2.5, 0.5, 37]  # the muted note stays home
+    ]
+    calls = [(e["path"], e["args"]) for e in result["log"] if e["kind"] == "liveapi" and e["op"] == "call"]
+    assert ("live_set tracks 0 clip_slots 0 clip", ["get_notes_extended", 0, 128, 0, 8]) in calls
+    assert ("live_set tracks 0 clip_slots 1", ["create_clip", 8]) in calls
+    assert ("live_set tracks 0 clip_slots 3", ["create_clip", 4]) in calls
+    assert ("live_set", ["create_scene", -1]) in calls  # no empty slot left for the third
+    assert ("live_set tracks 0 clip_slots 4", ["create_clip", 4]) in calls
+    assert not [c for c in calls if c[1][0] in ("set_notes", "replace_selected_notes", "notes", "note")]
+    slots = result["tracks"][0]["clip_slots"]
+    assert [(n["pitch"], n["start_time"], n["duration"], n["velocity"]) for n in slots[1]["notes"]] == [
+        (62, 0.0, 1.5, 120),
+        (65, 4.0, 0.25, 5),
+    ]
+    assert [(n["pitch"], n["velocity"]) for n in slots[3]["notes"]] == [(48, 64)]
+    assert slots[2]["name"] == "taken" and slots[4]["notes"] == []
+    assert slots[1]["name"] == "MuseBridge thru 1/3"
+    check_all_sent(result)
+
+
+def test_clip_mode_without_a_midi_clip_or_daemon_says_so() -> None:
+    no_clip = run([*CONNECT, send("to_clip", 1)], live={"tracks": LIVE_SET["tracks"], "detailClip": None})
+    assert osc(no_clip, "/musebridge/clip") == []
+    assert ["set", "select a MIDI clip first"] in [e["args"] for e in no_clip["log"] if e["kind"] == "outlet"]
+    offline = run([send("init"), send("to_clip", 1)], live=LIVE_SET)
+    assert osc(offline, "/musebridge/clip") == []
+
+
+def test_parameters_reach_the_daemon_with_the_spec_types() -> None:
+    result = run(
+        [
+            *CONNECT,
+            send("mode", 3),
+            send("genre", 2),
+            send("temperature", 0.7),
+            send("bars", 8.0),
+            send("position", 0.25),
+            send("capture_a", 1),
+            send("capture_b", 1),
+            send("capture_b", 0),
+            send("track", 2),
+            send("mode", 42),
+        ]
+    )
+    assert osc(result, "/musebridge/mode")[-1] == ["/musebridge/mode", 0, "interpolate"]
+    assert osc(result, "/musebridge/genre")[-1] == ["/musebridge/genre", 0, "chorale"]
+    assert osc(result, "/musebridge/temperature")[-1] == ["/musebridge/temperature", 0, 0.7]
+    assert osc(result, "/musebridge/bars")[-1] == ["/musebridge/bars", 0, 8]
+    assert osc(result, "/musebridge/position")[-1] == ["/musebridge/position", 0, 0.25]
+    assert osc(result, "/musebridge/capture") == [
+        ["/musebridge/capture", 0, "a"],
+        ["/musebridge/capture", 0, "b"],
+    ]
+    ports = [e["args"] for e in result["log"] if e["kind"] == "outlet" and e["outlet"] == 2]
+    assert ports[-1] == ["port", 9003]  # track 2 listens on OSC port + 1 + 2
+    check_all_sent(result)
+
+
+def test_bad_messages_from_the_network_are_refused_without_harm() -> None:
+    result = run(
+        [
+            *CONNECT,
+            song(is_playing=1),
+            CLOCK,
+            send("/musebridge/out/note", 0, 60, 100),
+            send("/musebridge/out/note", 0, 260, 100, 1.0, 1.0),
+            send("/musebridge/out/note", 0, 60, 100, 1.0, -1.0),
+            send("/musebridge/nonsense", 1),
+            song(current_song_time=2.0),
+            CLOCK,
+        ]
+    )
+    assert midi(result) == []
+    text = " ".join(posts(result))
+    assert "wrong argument count for /musebridge/out/note" in text
+    assert "unknown message /musebridge/nonsense" in text
+    assert "bad /musebridge/out/note" in text
+
+
+def test_status_line_shows_connection_model_and_latency() -> None:
+    status = ["/musebridge/status", "transfer", "osc", 120.0, 1, 4.0, "cyclegan-celtic", 0, 0, 12.4, 0]
+    result = run([*CONNECT, send(*status)])
+    lines = [e["args"][1] for e in result["log"] if e["kind"] == "outlet" and e["outlet"] == 3]
+    assert lines[0].startswith("no daemon on port 9000")
+    assert lines[-1] == "connected | thru | cyclegan-celtic | 12 ms"
