@@ -120,6 +120,8 @@ def pack_amxd(
 
 def unpack_amxd(data: bytes) -> AmxdContainer:
     """Read an unfrozen .amxd; AmxdError says what is wrong with anything else."""
+    if not data.startswith(b"ampf"):
+        raise AmxdError("not an .amxd file: it does not start with 'ampf'")
     chunks: dict[bytes, bytes] = {}
     offset = 0
     while offset < len(data):
@@ -134,8 +136,6 @@ def unpack_amxd(data: bytes) -> AmxdContainer:
             raise AmxdError(f"chunk {tag!r} appears twice")
         chunks[tag] = data[start : start + size]
         offset = start + size
-    if not data.startswith(b"ampf"):
-        raise AmxdError("not an .amxd file: it does not start with 'ampf'")
     for tag in (b"meta", b"ptch"):
         if tag not in chunks:
             raise AmxdError(f"missing chunk {tag.decode()!r}")

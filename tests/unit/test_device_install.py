@@ -1,0 +1,66 @@
+"""`musebridge device install|build|check` and the default User Library paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from musebridge.cli import main
+from musebridge.device_install import INSTALL_SUBFOLDER, default_user_library, install_device
+from musebridge.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[2]
+DEVICE_DIR = ROOT / "max_for_live"
+
+
+def test_default_user_library_paths() -> None:
+    home = Path("/Users/ada")
+    assert default_user_library("Darwin", home) == home / "Music" / "Ableton" / "User Library"
+    windows = default_user_library("Windows", home, env={"USERPROFILE": "C:/Users/ada"})
+    assert windows == Path("C:/Users/ada") / "Documents" / "Ableton" / "User Library"
+    assert default_user_library("Linux", home) is None
+
+
+def test_install_copies_byte_identical_files_and_prints_where(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["device", "install", "--path", str(tmp_path)]) == 0
+    target = tmp_path / INSTALL_SUBFOLDER
+    for name in ("MuseBridge.amxd", "musebridge.js"):
+        assert (target / name).read_bytes() == (DEVICE_DIR / name).read_bytes()
+    out = capsys.readouterr().out
+    assert str(target / "MuseBridge.amxd") in out and "User Library" in out
+
+
+def test_install_refuses_a_missing_folder_and_a_platform_without_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["device", "install", "--path", str(tmp_path / "nope")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    with pytest.raises(UserError, match="pass --path"):
+        install_device(DEVICE_DIR, None, system="Linux")
+    with pytest.raises(UserError, match="run `musebridge device build`"):
+        install_device(tmp_path, tmp_path)
+
+
+def test_default_install_goes_to_the_library_live_uses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    library = tmp_path / "Music" / "Ableton" / "User Library"
+    monkeypatch.setattr(Path, "home", classmethod(lambda cls: tmp_path))
+    with pytest.raises(UserError, match="not at"):
+        install_device(DEVICE_DIR, None, system="Darwin")
+    library.mkdir(parents=True)
+    installed = install_device(DEVICE_DIR, None, system="Darwin")
+    assert installed[0] == library / INSTALL_SUBFOLDER / "MuseBridge.amxd"
+
+
+def test_check_passes_on_the_committed_device(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["device", "check"]) == 0
+    assert "device OK" in capsys.readouterr().out
+
+
+def test_build_to_another_folder_reproduces_the_committed_device(tmp_path: Path) -> None:
+    assert main(["device", "build", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "MuseBridge.amxd").read_bytes() == (DEVICE_DIR / "MuseBridge.amxd").read_bytes()
+    assert (tmp_path / "musebridge.js").read_bytes() == (DEVICE_DIR / "musebridge.js").read_bytes()
