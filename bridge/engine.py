@@ -19,7 +19,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -82,16 +82,19 @@ class ThreadRunner:
         pass
 
 
-def create_registry_model(name: str, device: str) -> PhraseModel:
+ModelMaker = Callable[[str, str, Mapping[str, Any]], PhraseModel]  # (name, device, options)
+
+
+def create_registry_model(name: str, device: str, options: Mapping[str, Any]) -> PhraseModel:
     """Default model maker of a ProcessRunner's child: the registry (module level, so it pickles)."""
     from musebridge import registry
 
-    return registry.create(name, device=device)
+    return registry.create(name, device=device, options=options)
 
 
-def _child_main(connection: Any, make_model: Callable[[str, str], PhraseModel], device: str) -> None:
-    """Loop of the child process: (model, request) in, ("ok", phrase) or ("error", text) out."""
-    models: dict[str, PhraseModel] = {}
+def _child_main(connection: Any, make_model: ModelMaker, device: str) -> None:
+    """Loop of the child process: (model, options, request) in, ("ok", phrase) or ("error", text) out."""
+    models: dict[tuple[str, tuple[tuple[str, Any], ...]], PhraseModel] = {}
     while True:
         try:
             message = connection.recv()
@@ -99,11 +102,12 @@ def _child_main(connection: Any, make_model: Callable[[str, str], PhraseModel], 
             return
         if message is None:
             return
-        model_name, request = message
+        model_name, options, request = message
         try:
-            model = models.get(model_name)
+            key = (model_name, tuple(sorted(options.items())))
+            model = models.get(key)
             if model is None:
-                model = models[model_name] = make_model(model_name, device)
+                model = models[key] = make_model(model_name, device, options)
             connection.send(("ok", model.generate(request)))
         except Exception as error:  # reported to the parent; the child goes on
             connection.send(("error", f"{type(error).__name__}: {error}"))
@@ -114,13 +118,21 @@ class ChildProcessDied(RuntimeError):
 
 
 class ProcessRunner:
-    """Runs models in one child process (spawned, so no thread state is forked)."""
+    """Runs models in one child process (spawned, so no thread state is forked).
+
+    options_for(name) gives a model's options at each job (read in the parent: presets may change).
+    """
 
     def __init__(
-        self, make_model: Callable[[str, str], PhraseModel] = create_registry_model, *, device: str = "cpu"
+        self,
+        make_model: ModelMaker = create_registry_model,
+        *,
+        device: str = "cpu",
+        options_for: Callable[[str], Mapping[str, Any]] | None = None,
     ) -> None:
         self._make_model = make_model
         self._device = device
+        self._options_for = options_for or (lambda name: {})
         self._context = multiprocessing.get_context("spawn")
         self._process: Any = None
         self._connection: Any = None
@@ -141,7 +153,7 @@ class ProcessRunner:
     def run(self, model: str, request: ModelRequest) -> Phrase:
         self.start()
         try:
-            self._connection.send((model, request))
+            self._connection.send((model, dict(self._options_for(model)), request))
             status, payload = self._connection.recv()
         except (EOFError, OSError, BrokenPipeError) as error:
             code = None

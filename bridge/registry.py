@@ -156,28 +156,26 @@ def resolve_device(requested: str) -> str:
 
 
 class ModelCache:
-    """Models built once, on first use, for one device setting. Thread-safe."""
+    """Models built once per (name, options), on first use, for one device setting. Thread-safe."""
 
-    def __init__(
-        self, *, device: str = "auto", options: Mapping[str, Mapping[str, Any]] | None = None
-    ) -> None:
+    def __init__(self, *, device: str = "auto") -> None:
         self.device = device
-        self._options = {name: dict(opts) for name, opts in (options or {}).items()}
-        self._models: dict[str, PhraseModel] = {}
+        self._models: dict[tuple[str, tuple[tuple[str, Any], ...]], PhraseModel] = {}
         self._lock = threading.Lock()
 
-    def get(self, name: str) -> PhraseModel:
-        """The model `name`, built on first call (errors propagate: UserError for unknown/missing)."""
+    def get(self, name: str, options: Mapping[str, Any] | None = None) -> PhraseModel:
+        """The model `name` with `options`, built on first call (UserError for unknown/missing)."""
+        key = (name, tuple(sorted(dict(options or {}).items())))
         with self._lock:
-            model = self._models.get(name)
+            model = self._models.get(key)
             if model is None:
-                model = create(name, device=self.device, options=self._options.get(name))
-                self._models[name] = model
+                model = create(name, device=self.device, options=options)
+                self._models[key] = model
             return model
 
     def loaded(self) -> list[str]:
         with self._lock:
-            return sorted(self._models)
+            return sorted({name for name, _ in self._models})
 
 
 def _rule_factory(name: str) -> ModelFactory:
@@ -199,6 +197,8 @@ def _register_builtins() -> None:
     register("thru", _rule_factory("thru"), description="no model: the played phrase, unchanged")
     register("transpose", _rule_factory("transpose"), description="the phrase moved by N semitones")
     register("blend", _rule_factory("blend"), description="interpolation of clip A and B by rule")
+    register_lazy("busy", "musebridge.bench_models:create_busy_model", neural=False,
+                  description="benchmark load: burns work_ms of CPU (GIL held), then transposes")
 
 
 _register_builtins()

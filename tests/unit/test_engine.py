@@ -195,7 +195,7 @@ def test_model_returning_a_non_phrase_is_an_error() -> None:
     assert result.phrase is None and "not a Phrase" in result.error
 
 
-def make_child_model(name: str, device: str) -> UpModel | CrashModel:
+def make_child_model(name: str, device: str, options: dict) -> UpModel | CrashModel:
     """Module-level, so the spawned child can unpickle it."""
     if name == "die":
 

@@ -1,0 +1,123 @@
+"""Benchmark pieces that need no JACK: per-model inference latency, and a CPU-busy benchmark model.
+
+`busy` (registered in musebridge.registry) burns `work_ms` of pure-Python CPU, holding the GIL as a
+CPU-bound model would, then transposes like `transpose`: the load under which output timing is
+measured (and which decides whether CPU inference needs its own process).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from musebridge import registry
+from musebridge.core.model_protocol import ModelRequest
+from musebridge.core.music import Meter, Note, Phrase
+from musebridge.errors import UserError
+
+
+class BusyModel:
+    """Burns `work_ms` of CPU in Python (GIL held), then answers the phrase moved by `semitones`."""
+
+    name = "busy"
+    modes = frozenset({"transfer", "continue", "sample", "thru"})
+
+    def __init__(self, work_ms: float = 200.0, semitones: int = 12) -> None:
+        if not 0.0 <= float(work_ms) <= 60_000.0:
+            raise ValueError(f"busy work_ms must be 0..60000, got {work_ms!r}")
+        self.work_s = float(work_ms) / 1000.0
+        self.semitones = int(semitones)
+
+    def generate(self, request: ModelRequest) -> Phrase:
+        end = time.perf_counter() + self.work_s
+        spins = 0
+        while time.perf_counter() < end:
+            spins += sum(i * i for i in range(200)) & 1  # pure-Python work: holds the GIL
+        from musebridge.core.rule_models import fit_to_bars
+
+        return fit_to_bars(request.phrase, request.bars).transposed(self.semitones)
+
+
+def create_busy_model(device: str, options: Mapping[str, Any]) -> BusyModel:
+    """Registry factory of `busy` (options: work_ms, semitones)."""
+    try:
+        return BusyModel(**dict(options))
+    except (TypeError, ValueError) as error:
+        raise UserError(f"model 'busy': {error}") from error
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """q-th percentile (0..100), linear between closest ranks."""
+    if not values:
+        raise ValueError("no values")
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100.0
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def summary_ms(values_s: Sequence[float]) -> dict[str, float]:
+    """p50 / p99 / max / mean in milliseconds, and the count."""
+    return {
+        "p50_ms": round(percentile(values_s, 50) * 1000.0, 4),
+        "p99_ms": round(percentile(values_s, 99) * 1000.0, 4),
+        "max_ms": round(max(values_s) * 1000.0, 4),
+        "mean_ms": round(statistics.fmean(values_s) * 1000.0, 4),
+        "n": len(values_s),
+    }
+
+
+def bench_phrase(bars: int = 4, meter: Meter | None = None) -> Phrase:
+    """A deterministic phrase: eighth notes walking a C major scale, `bars` bars of 4/4."""
+    meter = meter or Meter(4, 4)
+    scale = (60, 62, 64, 65, 67, 69, 71, 72)
+    steps = int(bars * meter.beats_per_bar * 2)
+    notes = tuple(Note(scale[i % len(scale)], 90, i * 0.5, 0.45) for i in range(steps))
+    return Phrase(notes, bars=bars, meter=meter)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelLatency:
+    model: str
+    mode: str
+    stats: dict[str, float] | None
+    skipped: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "mode": self.mode, **(self.stats or {}), "skipped": self.skipped}
+
+
+def model_latencies(
+    names: Sequence[str] | None = None,
+    *,
+    runs: int = 200,
+    device: str = "cpu",
+    skip: Sequence[str] = ("busy",),
+) -> list[ModelLatency]:
+    """Inference latency of each registered model on a 4-bar phrase (models that cannot load: skipped)."""
+    phrase = bench_phrase(4)
+    results = []
+    for name in names or registry.names():
+        if name in skip:
+            continue
+        try:
+            model = registry.create(name, device=device)
+        except Exception as error:  # e.g. a missing checkpoint: say so, keep benchmarking the rest
+            results.append(ModelLatency(name, "", None, f"{type(error).__name__}: {error}"))
+            continue
+        served = ("transfer", "continue", "interpolate", "sample")
+        mode = next((m for m in served if m in model.modes), "thru")
+        request = ModelRequest(mode, phrase, bars=4, clip_a=phrase, clip_b=phrase.transposed(7), position=0.5)
+        for _ in range(min(5, runs)):
+            model.generate(request)  # warm-up
+        timings = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            model.generate(request)
+            timings.append(time.perf_counter() - start)
+        results.append(ModelLatency(name, mode, summary_ms(timings)))
+    return results
