@@ -1,0 +1,145 @@
+"""`musebridge data build`: cache, failure log, splits by tune, windows, the CLI."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+from musebridge.cli import main
+from musebridge.core.music import Meter
+from musebridge.models.data import TuneDataset, melody_windows, split_of, tune_windows
+from musebridge.models.data.build import FAILURE_LOG_NAME, build_dataset, plan_sources
+from musebridge.models.data.genres import GenreSpec
+from musebridge.models.data.tunes import Tune, make_bars, make_notes
+from musebridge.models.encoding import melody
+
+
+def write_scale(path: Path, first_pitch: int, bars: int = 4) -> None:
+    """A 4/4 file of quarter notes rising from first_pitch, `bars` bars long."""
+    midi = mido.MidiFile(ticks_per_beat=96)
+    track = mido.MidiTrack([mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0)])
+    for step in range(bars * 4):
+        track.append(mido.Message("note_on", note=first_pitch + step, velocity=40 + step, time=0))
+        track.append(mido.Message("note_off", note=first_pitch + step, velocity=0, time=96))
+    midi.tracks.append(track)
+    midi.save(path)
+
+
+@pytest.fixture()
+def midi_folder(tmp_path) -> Path:
+    folder = tmp_path / "jazz"
+    (folder / "sub").mkdir(parents=True)
+    write_scale(folder / "a.mid", 48)
+    write_scale(folder / "sub" / "b.mid", 60, bars=6)
+    (folder / "broken.mid").write_bytes(b"MThd\x00\x00\x00\x06not midi at all")
+    (folder / "notes.txt").write_text("not a midi file, not listed")
+    return folder
+
+
+def test_build_logs_a_corrupt_file_goes_on_and_second_build_uses_the_cache(tmp_path, midi_folder):
+    sources = plan_sources({}, midi_dirs=[("jazz", midi_folder)])
+    assert sorted(s.source for s in sources) == ["jazz/a.mid", "jazz/broken.mid", "jazz/sub/b.mid"]
+    cache = tmp_path / "cache"
+    first = build_dataset(sources, cache, jobs=1, progress=False)
+    assert first.tunes == 2 and first.notes == 16 + 24 and first.files_from_cache == 0
+    assert len(first.failed_files) == 1 and "jazz/broken.mid" in first.failed_files[0]
+    log = (cache / FAILURE_LOG_NAME).read_text()
+    assert log.startswith("1 of 3 files failed to parse") and "jazz/broken.mid" in log
+
+    second = build_dataset(sources, cache, jobs=1, progress=False)
+    assert second.files_from_cache == 3 and second.tunes == 2 and len(second.failed_files) == 1
+    data = TuneDataset.load(cache)
+    assert data.genres == ("jazz",)
+    assert sorted(t.source_id for t in data.tunes) == ["jazz/a.mid", "jazz/sub/b.mid"]
+    a = next(t for t in data.tunes if t.source_id == "jazz/a.mid")
+    assert a.notes["velocity"].tolist() == list(range(40, 56))
+
+    later = os.stat(midi_folder / "a.mid").st_mtime_ns + 10**9
+    os.utime(midi_folder / "a.mid", ns=(later, later))
+    third = build_dataset(sources, cache, jobs=2, progress=False)  # the pool path, one file re-parsed
+    assert third.files_from_cache == 2 and third.tunes == 2
+
+
+def test_build_from_the_corpus_with_a_limit(tmp_path):
+    genres = {"chorale": GenreSpec("chorale", corpus=("bach",))}
+    sources = plan_sources(genres, limit=2)
+    assert len(sources) == 2 and all(s.source.startswith("bach/") for s in sources)
+    report = build_dataset(sources, tmp_path, jobs=1, progress=False)
+    assert report.tunes == 2 and report.failed_files == []
+    with pytest.raises(ValueError, match="unknown genre"):
+        plan_sources(genres, ["jazz"])
+
+
+def test_split_is_stable_by_tune_and_about_80_10_10():
+    ids = [f"essenFolksong/file{i // 300}.abc#{i}" for i in range(20000)]
+    splits = [split_of(i) for i in ids]
+    assert splits == [split_of(i) for i in ids]
+    shares = {s: splits.count(s) / len(ids) for s in ("train", "valid", "test")}
+    assert shares["train"] == pytest.approx(0.8, abs=0.015)
+    assert shares["valid"] == pytest.approx(0.1, abs=0.01)
+    assert shares["test"] == pytest.approx(0.1, abs=0.01)
+    assert split_of("bach/bwv1.6.mxl") == split_of("bach/bwv1.6.mxl")
+
+
+def synthetic_tune(source_id: str = "x#1", genre: str = "folk") -> Tune:
+    """Pickup (1 beat of 4/4), 3 bars 4/4, 2 bars 3/4, then 2 bars of 2/4; a note on every beat."""
+    bars = [(0.0, 1.0, 4, 4), (1.0, 4.0, 4, 4), (5.0, 4.0, 4, 4), (9.0, 4.0, 4, 4)]
+    bars += [(13.0, 3.0, 3, 4), (16.0, 3.0, 3, 4), (19.0, 2.0, 2, 4), (21.0, 2.0, 2, 4)]
+    notes = [(60 + (b % 12), 80, float(b), 1.0) for b in range(23)]
+    return Tune(source_id, "test", genre, notes=make_notes(notes), bars=make_bars(bars))
+
+
+def test_windows_are_whole_bars_of_one_meter():
+    tune = synthetic_tune()
+    assert [(i, s, str(m)) for i, s, m in tune_windows(tune, 2)] == [
+        (1, 1.0, "4/4"),
+        (2, 5.0, "4/4"),
+        (4, 13.0, "3/4"),
+        (6, 19.0, "2/4"),
+    ]
+    assert [s for _i, s, _m in tune_windows(tune, 2, hop_bars=2)] == [1.0, 13.0, 19.0]
+    assert tune_windows(tune, 4) == []
+    # 2/4 regrouped into 4/4: two 2/4 bars make one 4/4 bar
+    regrouped = tune_windows(tune, 1, meter=Meter(4, 4), regroup=True)
+    assert [(i, s) for i, s, _m in regrouped] == [(1, 1.0), (2, 5.0), (3, 9.0), (6, 19.0)]
+    assert all(m == Meter(4, 4) for _i, _s, m in regrouped)
+    assert [s for _i, s, _m in tune_windows(tune, 1, meter=Meter(3, 4))] == [13.0, 16.0]
+
+
+def test_melody_windows_never_mix_splits_and_encode_the_tune():
+    tunes = [synthetic_tune(f"tune#{i}", genre="folk" if i % 2 else "celtic") for i in range(40)]
+    data = TuneDataset(tunes)
+    seen = {}
+    for split in ("train", "valid", "test"):
+        windows = melody_windows(data, bars=2, split=split, min_notes=1)
+        assert windows.tokens.shape == (len(windows), 32)
+        for tune_index in windows.tune_index.tolist():
+            assert data.splits[tune_index] == split
+            assert seen.setdefault(tune_index, split) == split
+    train = melody_windows(data, bars=2, split="train", min_notes=1)
+    assert len(train) == 2 * data.splits.count("train")
+    expected = np.array([61 - 19, 0, 0, 0, 62 - 19, 0, 0, 0, 63 - 19, 0, 0, 0, 64 - 19, 0, 0, 0])
+    assert np.array_equal(train.tokens[0][:16], expected)  # the bar after the pickup
+    assert set(train.genre.tolist()) <= {0, 1} and train.genres == ("celtic", "folk")
+    decoded = melody.decode_tokens(train.tokens[0])
+    assert decoded.bars == 2 and len(decoded.notes) == 8
+    with pytest.raises(ValueError, match="not in this dataset"):
+        melody_windows(data, genres=["jazz"])
+
+
+def test_cli_build_and_info(tmp_path, midi_folder, capsys):
+    cache = tmp_path / "cli-cache"
+    args = ["data", "build", "--genre", "jazz", "--midi-dir", f"jazz={midi_folder}", "--cache", str(cache)]
+    assert main([*args, "--jobs", "1", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "2 tunes" in out and "1 files and 0 tunes failed" in out
+    assert main(["data", "info", "--cache", str(cache)]) == 0
+    out = capsys.readouterr().out
+    assert "jazz" in out and "2-bar" in out
+    assert main(["data", "build", "--genre", "nope", "--cache", str(cache), "--quiet"]) == 2
+    assert "unknown genre" in capsys.readouterr().err
+    assert main(["data", "info", "--cache", str(tmp_path / "empty")]) == 2
+    assert "musebridge data build" in capsys.readouterr().err
