@@ -211,6 +211,13 @@ class BarBuffer:
         Notes still held are closed at `end` (their later note-off is then ignored); notes that ring
         past `end` are cut there. Notes starting before `start` are dropped.
         """
+        return self._extract(start, end, meter, bars, remove=True)
+
+    def peek(self, start: float, end: float, meter: Meter, bars: int) -> Phrase:
+        """Like take, but leaves the buffer as it is (held notes are shown closed at `end`)."""
+        return self._extract(start, end, meter, bars, remove=False)
+
+    def _extract(self, start: float, end: float, meter: Meter, bars: int, remove: bool) -> Phrase:
         kept: list[Note] = []
         remaining: list[Note] = []
         for n in self._done:
@@ -220,12 +227,14 @@ class BarBuffer:
                 kept.append(Note(n.pitch, n.velocity, n.start - start, min(n.end, end) - n.start))
             else:
                 remaining.append(n)
-        self._done = remaining
         for key, o in list(self._open.items()):
             if o.start < end - _EPS:
-                del self._open[key]
+                if remove:
+                    del self._open[key]
                 if o.start >= start - _EPS:
                     kept.append(Note(o.pitch, o.velocity, o.start - start, end - o.start))
+        if remove:
+            self._done = remaining
         return Phrase(tuple(n for n in kept if n.duration > _EPS), bars=bars, meter=meter)
 
     def discard_before(self, beat: float) -> None:
