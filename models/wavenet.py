@@ -1,0 +1,355 @@
+"""A WaveNet (van den Oord et al. 2016) over 90-class melody tokens, with Fast-WaveNet cached generation.
+
+Tokens: 0 = hold, 1 = note-off, 2..89 = MIDI pitch 21..108; 4 steps per quarter note (16 per 4/4 bar).
+
+- Input: token embedding + embedding of the step's position in its bar (the bar grid is known ahead,
+  so it is a legitimate local condition) + an optional genre embedding (global condition).
+- Layers: causal convolutions of kernel 2 with dilations 1, 2, 4, ... repeated in blocks; each layer
+  computes tanh(filter) * sigmoid(gate), a 1x1 residual projection added to its input, and a 1x1 skip
+  projection summed over layers; then ReLU -> 1x1 -> ReLU -> 1x1 -> 90 logits (softmax output).
+- Receptive field = 1 + sum(dilations) steps; the default (2 blocks of 1..32) sees 127 steps (~8 bars).
+
+Generation: `generate_naive` recomputes the whole causal stack for every new step (O(receptive field)
+per step). `generate` keeps, per layer, a queue of its last `dilation` inputs (Fast WaveNet, Paine et al.
+2016), so a step costs O(layers); the queues are primed by one parallel pass over the call. Both use the
+same weights and the same random draws and return the same tokens (`WaveNetCache.step_logits`
+is the cached step).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+NUM_CLASSES = 90
+ENCODING_NAME = "melody90"
+MAX_STEPS_PER_BAR = 64
+
+
+@dataclass
+class WaveNetConfig:
+    """Shape of one WaveNet; plain types only (stored in checkpoints)."""
+
+    num_classes: int = NUM_CLASSES
+    residual_channels: int = 64
+    skip_channels: int = 128
+    blocks: int = 2
+    layers_per_block: int = 6  # dilations 1, 2, 4, ..., 2**(layers_per_block-1) per block
+    num_genres: int = 0  # 0 = no genre conditioning
+    steps_per_bar: int = 16  # default bar length of the training data (4/4)
+    dropout: float = 0.0
+
+    @property
+    def dilations(self) -> list[int]:
+        return [2**i for _ in range(self.blocks) for i in range(self.layers_per_block)]
+
+    @property
+    def receptive_field(self) -> int:
+        """Steps of context one output sees (itself included)."""
+        return 1 + sum(self.dilations)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> WaveNetConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+class GatedLayer(nn.Module):
+    """One dilated causal layer: kernel-2 conv -> tanh * sigmoid -> residual and skip 1x1 projections."""
+
+    def __init__(self, channels: int, skip_channels: int, dilation: int, num_genres: int) -> None:
+        super().__init__()
+        self.dilation = dilation
+        self.channels = channels
+        # taps: weight[:, :, 0] reads x[t - dilation], weight[:, :, 1] reads x[t]
+        self.conv = nn.Conv1d(channels, 2 * channels, kernel_size=2, dilation=dilation)
+        self.genre = nn.Embedding(num_genres, 2 * channels) if num_genres else None
+        self.residual = nn.Conv1d(channels, channels, 1)
+        self.skip = nn.Conv1d(channels, skip_channels, 1)
+
+    def _gate(self, pre: torch.Tensor) -> torch.Tensor:
+        filt, gate = pre.chunk(2, dim=1)
+        return torch.tanh(filt) * torch.sigmoid(gate)
+
+    def forward(self, x: torch.Tensor, genre: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        # x: [B, C, T] -> (residual out [B, C, T], skip [B, S, T])
+        pre = self.conv(F.pad(x, (self.dilation, 0)))  # [B, 2C, T], causal
+        if self.genre is not None and genre is not None:
+            pre = pre + self.genre(genre).unsqueeze(-1)
+        z = self._gate(pre)
+        return x + self.residual(z), self.skip(z)
+
+
+class MelodyWaveNet(nn.Module):
+    """Next-token model p(x_t | x_<t, bar position, genre) over 90 melody classes."""
+
+    def __init__(self, config: WaveNetConfig) -> None:
+        super().__init__()
+        self.config = config
+        c, s = config.residual_channels, config.skip_channels
+        self.token_embedding = nn.Embedding(config.num_classes + 1, c)  # last index = "start" token
+        self.position_embedding = nn.Embedding(MAX_STEPS_PER_BAR, c)
+        self.layers = nn.ModuleList(GatedLayer(c, s, d, config.num_genres) for d in config.dilations)
+        self.dropout = nn.Dropout(config.dropout)
+        self.head1 = nn.Conv1d(s, s, 1)
+        self.head2 = nn.Conv1d(s, config.num_classes, 1)
+
+    @property
+    def start_token(self) -> int:
+        return self.config.num_classes
+
+    def _inputs(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        # tokens, positions: [B, T] -> [B, C, T]
+        return (self.token_embedding(tokens) + self.position_embedding(positions)).transpose(1, 2)
+
+    def _head(self, skip_sum: torch.Tensor) -> torch.Tensor:
+        # [B, S, T] -> [B, K, T]
+        return self.head2(F.relu(self.head1(F.relu(skip_sum))))
+
+    def forward(
+        self, inputs: torch.Tensor, positions: torch.Tensor, genre: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits [B, T, K]: output t predicts the token that follows input t.
+
+        inputs: [B, T] token ids (0..K, K = start token); positions: [B, T] bar position of the
+        *predicted* step (0..63); genre: [B] or None.
+        """
+        x = self._inputs(inputs, positions)
+        skip_sum = 0.0
+        for layer in self.layers:
+            x, skip = layer(x, genre)
+            x = self.dropout(x)
+            skip_sum = skip_sum + skip
+        return self._head(skip_sum).transpose(1, 2)
+
+    # ---- training helpers -------------------------------------------------------------------------
+
+    def teacher_forced_inputs(
+        self, tokens: torch.Tensor, steps_per_bar: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs, positions) [B, T] for targets `tokens` [B, T]: inputs are tokens shifted right after
+        a start token; positions are the targets' steps in their bar."""
+        batch, length = tokens.shape
+        start = torch.full((batch, 1), self.start_token, dtype=tokens.dtype, device=tokens.device)
+        inputs = torch.cat([start, tokens[:, :-1]], dim=1)
+        positions = (torch.arange(length, device=tokens.device) % steps_per_bar).expand(batch, length)
+        return inputs, positions
+
+    def loss(
+        self, tokens: torch.Tensor, steps_per_bar: int, genre: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Mean cross-entropy per step (nats) over `tokens` [B, T], and accuracy."""
+        inputs, positions = self.teacher_forced_inputs(tokens, steps_per_bar)
+        logits = self(inputs, positions, genre)  # [B, T, K]
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.reshape(-1))
+        accuracy = (logits.argmax(-1) == tokens).float().mean()
+        return loss, {"nll": float(loss.detach()), "accuracy": float(accuracy)}
+
+    # ---- generation ------------------------------------------------------------------------------
+
+    def _check_generate_args(
+        self, call: torch.Tensor, steps_per_bar: int, genre: torch.Tensor | None
+    ) -> None:
+        if call.dim() != 2:
+            raise ValueError(f"call tokens must have shape [batch, steps], got {tuple(call.shape)}")
+        if call.numel() and (call.min() < 0 or call.max() >= self.config.num_classes):
+            raise ValueError(f"call tokens must be in 0..{self.config.num_classes - 1}")
+        if not 1 <= steps_per_bar <= MAX_STEPS_PER_BAR:
+            raise ValueError(f"steps_per_bar must be 1..{MAX_STEPS_PER_BAR}, got {steps_per_bar}")
+        if (
+            genre is not None
+            and self.config.num_genres
+            and (genre.min() < 0 or genre.max() >= self.config.num_genres)
+        ):
+            raise ValueError(f"genre index must be in 0..{self.config.num_genres - 1}")
+
+    @staticmethod
+    def _choose(logits: torch.Tensor, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
+        # logits [B, K] -> tokens [B]; temperature <= 0 means argmax
+        if temperature <= 0:
+            return logits.argmax(-1)
+        probs = torch.softmax(logits / temperature, dim=-1)
+        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+    @torch.inference_mode()
+    def generate_naive(
+        self,
+        call: torch.Tensor,
+        steps: int,
+        steps_per_bar: int,
+        temperature: float = 1.0,
+        genre: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        return_logits: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Continue `call` [B, Tc] by `steps` tokens, recomputing the full stack each step (reference path).
+
+        Returns the new tokens [B, steps] (and their logits [B, steps, K] with return_logits)."""
+        self._check_generate_args(call, steps_per_bar, genre)
+        batch, call_len = call.shape
+        start = torch.full((batch, 1), self.start_token, dtype=torch.long, device=call.device)
+        history = torch.cat([start, call.long()], dim=1)
+        field = self.config.receptive_field
+        out, all_logits = [], []
+        for _ in range(steps):
+            window = history[:, -field:]
+            first = history.shape[1] - window.shape[1]  # absolute index of window[:, 0]
+            # input i predicts absolute step (first + i); its bar position:
+            positions = (
+                torch.arange(first, first + window.shape[1], device=call.device) % steps_per_bar
+            ).expand(batch, -1)
+            logits = self(window, positions, genre)[:, -1]  # [B, K]
+            token = self._choose(logits, temperature, generator)
+            out.append(token)
+            all_logits.append(logits)
+            history = torch.cat([history, token.unsqueeze(1)], dim=1)
+        tokens = torch.stack(out, dim=1) if out else call.new_zeros((batch, 0))
+        if return_logits:
+            return tokens, torch.stack(all_logits, dim=1)
+        return tokens
+
+    @torch.inference_mode()
+    def prime(
+        self, call: torch.Tensor, steps_per_bar: int, genre: torch.Tensor | None = None
+    ) -> WaveNetCache:
+        """A cache holding every layer's past inputs after reading the start token and `call` [B, Tc]."""
+        self._check_generate_args(call, steps_per_bar, genre)
+        batch, call_len = call.shape
+        start = torch.full((batch, 1), self.start_token, dtype=torch.long, device=call.device)
+        inputs = torch.cat([start, call.long()], dim=1)  # [B, Tc + 1]
+        positions = (torch.arange(call_len + 1, device=call.device) % steps_per_bar).expand(batch, -1)
+        cache = WaveNetCache(self, batch, call.device, genre, steps_per_bar, position=call_len)
+        x = self._inputs(inputs[:, :-1], positions[:, :-1])  # all but the newest input go to the queues
+        for index, layer in enumerate(self.layers):
+            cache.fill(index, x)
+            if x.shape[-1]:
+                x, _ = layer(x, genre)
+        cache.pending = inputs[:, -1]
+        return cache
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        call: torch.Tensor,
+        steps: int,
+        steps_per_bar: int,
+        temperature: float = 1.0,
+        genre: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        return_logits: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Continue `call` [B, Tc] by `steps` tokens with per-layer queues (Fast WaveNet): O(layers) a step.
+
+        Same outputs as generate_naive for the same generator state. Returns tokens [B, steps]
+        (and logits [B, steps, K] with return_logits)."""
+        cache = self.prime(call, steps_per_bar, genre)
+        out, all_logits = [], []
+        for _ in range(steps):
+            logits = cache.step_logits()
+            token = self._choose(logits, temperature, generator)
+            cache.pending = token
+            out.append(token)
+            all_logits.append(logits)
+        tokens = torch.stack(out, dim=1) if out else call.new_zeros((call.shape[0], 0)).long()
+        if return_logits:
+            return tokens, torch.stack(all_logits, dim=1)
+        return tokens
+
+
+class WaveNetCache:
+    """Fast-WaveNet state: per layer a queue of its last `dilation` inputs, plus fused step weights.
+
+    A step per layer: one matmul for both conv taps (+ genre bias), the gate, one matmul for the
+    residual; the skip projections of all layers are applied at once on the concatenated gate outputs.
+    """
+
+    def __init__(
+        self,
+        model: MelodyWaveNet,
+        batch: int,
+        device: torch.device,
+        genre: torch.Tensor | None,
+        steps_per_bar: int,
+        position: int,
+    ) -> None:
+        self.model = model
+        self.steps_per_bar = steps_per_bar
+        self.position = position  # absolute step (from the call's downbeat) that `pending` predicts
+        c = model.config.residual_channels
+        self.queues: list[deque[torch.Tensor]] = [
+            deque(torch.zeros(batch, c, device=device) for _ in range(layer.dilation))
+            for layer in model.layers
+        ]
+        self.pending: torch.Tensor = torch.zeros(batch, dtype=torch.long, device=device)
+        # fused weights: taps [2C, 2C] reading [x_past, x_now]; per-layer bias [B, 2C] with genre folded in
+        self.tap_weights, self.tap_biases, self.residual_weights, self.residual_biases = [], [], [], []
+        for layer in model.layers:
+            w = layer.conv.weight  # [2C, C, 2]
+            self.tap_weights.append(
+                torch.cat([w[:, :, 0], w[:, :, 1]], dim=1).t().contiguous()
+            )  # [2C_in, 2C]
+            bias = layer.conv.bias.expand(batch, -1)
+            if layer.genre is not None and genre is not None:
+                bias = bias + layer.genre(genre)
+            self.tap_biases.append(bias.contiguous())
+            self.residual_weights.append(layer.residual.weight.squeeze(-1).t().contiguous())  # [C, C]
+            self.residual_biases.append(layer.residual.bias)
+        self.skip_weight = torch.cat([layer.skip.weight.squeeze(-1) for layer in model.layers], dim=1).t()
+        self.skip_bias = sum(layer.skip.bias for layer in model.layers)  # [S]
+        self.skip_weight = self.skip_weight.contiguous()  # [L * C, S]
+
+    def fill(self, index: int, history: torch.Tensor) -> None:
+        """Load a layer's queue from its input history [B, C, T] (zeros stand before the history)."""
+        queue = self.queues[index]
+        for t in range(max(0, history.shape[-1] - len(queue)), history.shape[-1]):
+            queue.append(history[:, :, t])
+            queue.popleft()
+
+    def step_logits(self) -> torch.Tensor:
+        """Feed `pending` (the newest input token) through every layer; logits [B, K] of the next step."""
+        model = self.model
+        channels = model.config.residual_channels
+        position = torch.full_like(self.pending, self.position % self.steps_per_bar)
+        x = model.token_embedding(self.pending) + model.position_embedding(position)  # [B, C]
+        gated = []
+        for index, queue in enumerate(self.queues):
+            x_past = queue.popleft()  # x[t - dilation]
+            queue.append(x)
+            pre = torch.addmm(self.tap_biases[index], torch.cat([x_past, x], dim=1), self.tap_weights[index])
+            z = torch.tanh(pre[:, :channels]) * torch.sigmoid(pre[:, channels:])  # [B, C]
+            gated.append(z)
+            x = x + torch.addmm(self.residual_biases[index], z, self.residual_weights[index])
+        skip_sum = torch.addmm(self.skip_bias, torch.cat(gated, dim=1), self.skip_weight)  # [B, S]
+        self.position += 1
+        return model._head(skip_sum.unsqueeze(-1)).squeeze(-1)
+
+
+def checkpoint_dict(
+    model: MelodyWaveNet, genres: tuple[str, ...] | list[str], extra: dict | None = None
+) -> dict:
+    """What a .pt holds: config, encoding, genres and weights (loadable with weights_only=True)."""
+    return {
+        "model": "wavenet",
+        "config": model.config.to_dict(),
+        "encoding": ENCODING_NAME,
+        "genres": list(genres),
+        "state_dict": model.state_dict(),
+        **(extra or {}),
+    }
+
+
+def model_from_checkpoint(checkpoint: dict, device: str | torch.device = "cpu") -> MelodyWaveNet:
+    """Rebuild the model a checkpoint_dict describes, in eval mode."""
+    if checkpoint.get("model") != "wavenet":
+        raise ValueError(f"not a wavenet checkpoint (model={checkpoint.get('model')!r})")
+    model = MelodyWaveNet(WaveNetConfig.from_dict(checkpoint["config"]))
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.to(device).eval()
