@@ -1,7 +1,110 @@
-"""`musebridge serve` (being built)."""
+"""`musebridge serve`: the realtime daemon (MIDI ports, OSC server, clock, models)."""
+
+from __future__ import annotations
 
 import argparse
+import logging
+import sys
+from typing import NoReturn
+
+from musebridge.core.model_protocol import MODES
+
+MIDI_BACKENDS = ("auto", "alsa", "coremidi", "jack", "winmm", "none")
+CLOCKS = ("auto", "internal", "midi", "osc")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+ISOLATIONS = ("auto", "thread", "process")
+
+
+def _tempo(text: str) -> float:
+    try:
+        bpm = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 20.0 <= bpm <= 400.0:
+        raise argparse.ArgumentTypeError(f"tempo must be 20..400 BPM, got {bpm:g}")
+    return bpm
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0..65535, got {port}")
+    return port
+
+
+def one_line_errors(parser: argparse.ArgumentParser) -> None:
+    """Make `parser` report a bad option as one line on stderr (no usage dump) and exit 2."""
+
+    def error(message: str) -> NoReturn:
+        print(f"{parser.prog}: error: {message} (see {parser.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+    parser.error = error  # type: ignore[method-assign]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    subparsers.add_parser("serve", help="(being built)")
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the realtime bridge daemon (virtual MIDI ports + OSC)",
+        description="Run the bridge: listen on a virtual MIDI port and on OSC, follow the DAW's clock, "
+        "buffer what is played into bars and answer with the model's bars on time. "
+        "Stop with Ctrl-C (all notes off).",
+        epilog="example: musebridge serve --preset transpose --midi-backend jack --osc-port 9000",
+    )
+    parser.add_argument("--preset", metavar="NAME|PATH", default=None,
+                        help="preset name (shipped) or path to a YAML preset (default: the default preset)")
+    parser.add_argument("--midi-backend", choices=MIDI_BACKENDS, default="auto",
+                        help="MIDI backend; 'auto' tries the platform's, 'none' is OSC-only (default: auto)")
+    parser.add_argument("--midi-in", metavar="NAME", default=None,
+                        help="connect the input to this existing port instead of only opening a virtual one")
+    parser.add_argument("--midi-out", metavar="NAME", default=None,
+                        help="connect the output to this existing port instead of only opening a virtual one")
+    parser.add_argument("--osc-host", default="127.0.0.1", help="OSC listen address (default: 127.0.0.1)")
+    parser.add_argument("--osc-port", type=_port, default=9000, help="OSC listen UDP port (default: 9000)")
+    parser.add_argument("--osc-allow", metavar="ADDR", action="append", default=[],
+                        help="also accept OSC from this host (repeatable; 127.0.0.1 always allowed)")
+    parser.add_argument("--clock", choices=CLOCKS, default="auto",
+                        help="who leads time: MIDI clock, OSC transport, the internal clock, or auto "
+                        "(the first external clock heard, else internal) (default: auto)")
+    parser.add_argument("--tempo", type=_tempo, default=None, metavar="BPM",
+                        help="tempo of the internal clock, 20..400 (default: the preset's)")
+    parser.add_argument("--mode", choices=[m for m in MODES if m != "sample"], default=None,
+                        help="mode of every track (default: the preset's)")
+    parser.add_argument("--device", choices=DEVICES, default="auto",
+                        help="torch device of neural models; auto = cuda, then mps, then cpu (default: auto)")
+    parser.add_argument("--isolation", choices=ISOLATIONS, default="auto",
+                        help="where models run: a worker thread, a child process, or auto "
+                        "(process for CPU neural models, thread otherwise) (default: auto)")
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="log level (default: info)")
+    parser.set_defaults(handler=run)
+    one_line_errors(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the server from the options and run it until SIGINT/SIGTERM."""
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from musebridge.server import Server, ServerConfig
+
+    config = ServerConfig(
+        preset=args.preset,
+        midi_backend=args.midi_backend,
+        midi_in=args.midi_in,
+        midi_out=args.midi_out,
+        osc_host=args.osc_host,
+        osc_port=args.osc_port,
+        osc_allow=tuple(args.osc_allow),
+        clock=args.clock,
+        tempo=args.tempo,
+        mode=args.mode,
+        device=args.device,
+        isolation=args.isolation,
+    )
+    server = Server(config)
+    return server.run_forever()

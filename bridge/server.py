@@ -1,0 +1,358 @@
+"""The daemon: wires MIDI ports + OSC server + the conductor + the engine + the output scheduler.
+
+    MIDI in callback ─┐ (timestamp + enqueue only)
+    OSC server ───────┼──> inbox ──> conductor loop (owns the Conductor; calls tick at next_tick_time)
+    engine results ───┘                 │ actions: SendMidi/ScheduleNotes/ClearOutput/TempoChanged
+                                        │   -> OutputScheduler; SendOsc -> OSC; SubmitJob -> Engine
+Time is time.perf_counter() seconds everywhere (JACK input frames are converted by the io layer).
+
+An exception in a handler is logged and counted and answered with /musebridge/error; the loop goes
+on. SIGINT/SIGTERM (and any crash of the loop) end in the shutdown path: the conductor's shutdown
+actions (OSC out/panic), then every note off on the MIDI output, then engine, OSC and ports close.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from musebridge import __version__, registry
+from musebridge.core.actions import (
+    Action,
+    ClearOutput,
+    ScheduleNotes,
+    SendMidi,
+    SendOsc,
+    SubmitJob,
+    TempoChanged,
+)
+from musebridge.engine import Engine, JobResult, ProcessRunner, ThreadRunner
+from musebridge.errors import UserError
+from musebridge.scheduler import OutputScheduler
+
+log = logging.getLogger(__name__)
+
+_STOP = ("stop",)
+_IDLE_WAIT_S = 0.5  # longest wait of the conductor loop when nothing is due
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything `musebridge serve` can set (see its --help)."""
+
+    preset: str | None = None
+    midi_backend: str = "auto"
+    midi_in: str | None = None
+    midi_out: str | None = None
+    client_name: str = "musebridge"
+    osc_host: str = "127.0.0.1"
+    osc_port: int = 9000
+    osc_allow: tuple[str, ...] = ()
+    clock: str = "auto"
+    tempo: float | None = None
+    mode: str | None = None
+    device: str = "auto"
+    isolation: str = "auto"
+    max_pending_jobs: int = 4
+    switch_interval_s: float | None = 0.0005
+    extra_models: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ServerCounters:
+    handler_errors: int = 0
+    midi_in: int = 0
+    osc_in: int = 0
+    bad_in: int = 0
+    results: int = 0
+
+
+class Server:
+    """The running bridge. `run_forever()` for the CLI; `start()`/`stop()` to run it in a thread."""
+
+    def __init__(self, config: ServerConfig, *, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.config = config
+        self.clock = clock
+        self.inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self.counters = ServerCounters()
+        self.conductor: Any = None
+        self.midi: Any = None
+        self.osc: Any = None
+        self.engine: Engine | None = None
+        self.scheduler: OutputScheduler | None = None
+        self.models: registry.ModelCache | None = None
+        self.preset: Any = None
+        self.opened: list[str] = []
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._stop_requested = threading.Event()
+
+    # -- opening --------------------------------------------------------------------------------
+    def open(self) -> list[str]:
+        """Open every edge and build the conductor; returns one line per thing opened."""
+        from musebridge import server_edges as edges
+
+        config = self.config
+        now = self.clock()
+        if config.switch_interval_s:
+            sys.setswitchinterval(config.switch_interval_s)  # a busy Python thread yields the GIL sooner
+        preset = edges.load_configured_preset(config)
+        self.preset = preset
+        self.conductor = edges.make_conductor(config, preset, now)
+        lines = [f"preset: {edges.describe_preset(preset)}"]
+
+        self.models = registry.ModelCache(device=config.device)
+        used = edges.models_in_use(preset)
+        edges.check_models(used, self.models, preset)
+        isolation = self._isolation(used)
+        runner: ThreadRunner | ProcessRunner
+        if isolation == "process":
+            runner = ProcessRunner(device=config.device, options_for=self._model_options)
+            runner.start()
+        else:
+            runner = ThreadRunner(lambda name: self.models.get(name, self._model_options(name)))
+        self.engine = Engine(runner, self._on_result, max_pending=config.max_pending_jobs, clock=self.clock)
+        lines.append(f"models: {', '.join(used) or 'none'} (engine: {isolation}, device: {config.device}; "
+                     f"available: {', '.join(registry.names())})")
+
+        self.midi, midi_lines = edges.open_midi(config, self._on_midi)
+        lines += midi_lines
+        output = edges.PortsOutput(self.midi)
+        self.scheduler = OutputScheduler(output, tempo_map=self.conductor.tempo_map, clock=self.clock,
+                                         lookahead_s=output.lookahead_s)
+        self.scheduler.on_error = lambda error: self._count_error("scheduler", error)
+        self.osc, osc_line = edges.open_osc(config, self._on_osc, self._on_bad, self.clock)
+        lines.append(osc_line)
+        lines.append(f"clock: {edges.describe_clock(config, preset)}")
+        self.engine.start()
+        self.scheduler.start()
+        self.opened = lines
+        return lines
+
+    def _model_options(self, name: str) -> dict[str, Any]:
+        preset = getattr(self.conductor, "preset", None) or self.preset
+        return dict(preset.model_options.get(name, {}))
+
+    def _isolation(self, used: Sequence[str]) -> str:
+        if self.config.isolation != "auto":
+            return self.config.isolation
+        neural_on_cpu = any(registry.is_neural(name) for name in used) and (
+            registry.resolve_device(self.config.device) == "cpu"
+        )
+        return "process" if neural_on_cpu else "thread"
+
+    # -- edges -> inbox (other threads: timestamp + enqueue only) -------------------------------
+    def _on_midi(self, data: Sequence[int], when: float) -> None:
+        self.inbox.put(("midi", tuple(data), when))
+
+    def _on_osc(self, address: str, args: Sequence[Any], sender: tuple[str, int], when: float) -> None:
+        self.inbox.put(("osc", address, tuple(args), sender, when))
+
+    def _on_bad(self, address: str, reason: str, sender: tuple[str, int] | None, when: float) -> None:
+        self.inbox.put(("bad", address, reason, sender, when))
+
+    def _on_result(self, result: JobResult) -> None:
+        self.inbox.put(("result", result))
+
+    # -- the conductor loop ---------------------------------------------------------------------
+    def run_forever(
+        self, *, install_signals: bool = True, announce: Callable[[str], None] | None = None
+    ) -> int:
+        """Open, print what was opened, run the conductor loop here until a signal; 0 on a clean stop."""
+        say = announce or (lambda line: print(line, flush=True))
+        previous: dict[int, Any] = {}
+        if install_signals:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                previous[signum] = signal.signal(signum, self._on_signal)
+        try:
+            try:
+                lines = self.open()
+            except UserError:
+                raise
+            except Exception as error:
+                raise UserError(f"could not start: {error}") from error
+            for line in lines:
+                say(line)
+            say(f"musebridge {__version__} ready (Ctrl-C to stop)")
+            self.loop()
+        finally:
+            self.close()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        say("musebridge stopped: all notes off")
+        return 0
+
+    def start(self) -> list[str]:
+        """Open and run the conductor loop in a thread (tests, bench). Returns the opened lines."""
+        lines = self.open()
+        self._thread = threading.Thread(
+            target=self._loop_then_close, name="musebridge-conductor", daemon=True
+        )
+        self._thread.start()
+        return lines
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the loop to end and wait for the shutdown path."""
+        self.request_stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self.close()
+
+    def request_stop(self) -> None:
+        self._stop_requested.set()
+        self.inbox.put(_STOP)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._stop_requested.is_set():  # a second Ctrl-C: notes off at once, then leave
+            self.close()
+            raise SystemExit(130)
+        log.info("signal %d: stopping", signum)
+        self.request_stop()
+
+    def _loop_then_close(self) -> None:
+        try:
+            self.loop()
+        finally:
+            self.close()
+
+    def loop(self) -> None:
+        """Take inputs until stop; tick the conductor when it asks."""
+        conductor = self.conductor
+        while True:
+            now = self.clock()
+            try:
+                wake = conductor.next_tick_time(now)
+            except Exception as error:
+                self._count_error("next_tick_time", error)
+                wake = now + _IDLE_WAIT_S
+            timeout = min(max(0.0, wake - now), _IDLE_WAIT_S) if wake is not None else _IDLE_WAIT_S
+            try:
+                item = self.inbox.get(timeout=timeout) if timeout > 0 else self.inbox.get_nowait()
+            except queue.Empty:
+                item = None
+            if item is _STOP or self._stop_requested.is_set():
+                return
+            if item is not None:
+                self._handle(item)
+            now = self.clock()
+            if wake is not None and now >= wake:
+                self._guarded("tick", lambda at=now: conductor.tick(at), None)
+
+    def _handle(self, item: tuple[Any, ...]) -> None:
+        conductor = self.conductor
+        kind = item[0]
+        if kind == "midi":
+            _, data, when = item
+            self.counters.midi_in += 1
+            self._guarded("handle_midi", lambda: conductor.handle_midi(data, when), None, midi=data)
+        elif kind == "osc":
+            _, address, args, sender, when = item
+            self.counters.osc_in += 1
+            self._guarded("handle_osc", lambda: conductor.handle_osc(address, args, sender, when),
+                          (address, sender))
+        elif kind == "bad":
+            _, address, reason, sender, when = item
+            self.counters.bad_in += 1
+            self._guarded("handle_bad_message",
+                          lambda: conductor.handle_bad_message(address, reason, sender, when),
+                          (address, sender))
+        elif kind == "result":
+            result: JobResult = item[1]
+            self.counters.results += 1
+            self._guarded(
+                "handle_result",
+                lambda: conductor.handle_result(result.job.job_id, result.phrase, result.error,
+                                                result.finished_at, result.latency_s),
+                None,
+            )
+
+    def _guarded(
+        self,
+        what: str,
+        call: Callable[[], list[Action]],
+        osc_origin: tuple[str, tuple[str, int] | None] | None,
+        midi: tuple[int, ...] | None = None,
+    ) -> None:
+        """Run one conductor call and perform its actions; a failure is logged, counted, answered."""
+        try:
+            actions = call()
+        except Exception as error:
+            self._count_error(what, error)
+            if midi is not None and self.scheduler is not None:
+                self.scheduler.release_if_sounding(midi)  # a note-off must still get through
+            if osc_origin is not None and self.osc is not None:
+                address, sender = osc_origin
+                self._send_osc(SendOsc("/musebridge/error", (f"internal error: {error}"[:200], address),
+                                       sender))
+            return
+        self._perform(actions)
+
+    def _count_error(self, what: str, error: BaseException) -> None:
+        self.counters.handler_errors += 1
+        log.error("%s failed: %s", what, error, exc_info=error)
+
+    # -- actions -> edges -----------------------------------------------------------------------
+    def _perform(self, actions: Sequence[Action]) -> None:
+        for action in actions or ():
+            try:
+                self._perform_one(action)
+            except Exception as error:
+                self._count_error(f"performing {type(action).__name__}", error)
+
+    def _perform_one(self, action: Action) -> None:
+        scheduler = self.scheduler
+        assert scheduler is not None and self.engine is not None
+        if isinstance(action, SendMidi):
+            scheduler.send_now(action.data)
+        elif isinstance(action, (ScheduleNotes, ClearOutput, TempoChanged)):
+            scheduler.apply(action)
+        elif isinstance(action, SendOsc):
+            self._send_osc(action)
+        elif isinstance(action, SubmitJob):
+            tempo = scheduler.tempo_map
+            deadline = tempo.time_at(action.job.deadline_beat) if tempo.playing else None
+            self.engine.submit(action.job, deadline_time=deadline)
+        else:
+            raise TypeError(f"unknown action {action!r}")
+
+    def _send_osc(self, action: SendOsc) -> None:
+        if self.osc is None:
+            return
+        targets = [action.target] if action.target is not None else list(self.conductor.clients)
+        if not targets:
+            return
+        try:
+            self.osc.send_many(action.address, action.args, targets)
+        except Exception as error:  # a bad message or a client gone away must not stop the daemon
+            log.warning("OSC send of %s to %s failed: %s", action.address, targets, error)
+
+    # -- shutdown -------------------------------------------------------------------------------
+    def close(self) -> None:
+        """The shutdown path (idempotent): conductor shutdown actions, all notes off, close edges."""
+        if self._closed:
+            return
+        self._closed = True
+        now = self.clock()
+        if self.conductor is not None:
+            try:
+                self._perform(self.conductor.shutdown(now))
+            except Exception as error:
+                self._count_error("shutdown", error)
+        if self.scheduler is not None:
+            self.scheduler.stop()  # stops the thread and closes every note
+        if self.engine is not None:
+            self.engine.stop(timeout=1.0)
+        for edge in (self.osc, self.midi):
+            if edge is not None:
+                try:
+                    edge.stop() if edge is self.osc else edge.close()
+                except Exception as error:
+                    log.warning("closing %s failed: %s", type(edge).__name__, error)
