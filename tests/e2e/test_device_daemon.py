@@ -1,0 +1,157 @@
+"""End to end: the device JS (node, Max stand-in) talks to a real `musebridge serve` over real UDP.
+
+Live's song is simulated by the harness (tests/device_stub/run_live.js): song time runs in real time
+at 240 BPM, a phrase is played into the device in bar 2, and the daemon (preset `transpose`: each bar
+comes back an octave up on the next bar) answers over OSC. The device must play the answer on the
+beats of the song, not when it arrives.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HARNESS = ROOT / "tests" / "device_stub" / "run_live.js"
+SPEC = json.loads((ROOT / "bridge" / "osc_spec.json").read_text())
+NODE = shutil.which("node")
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(NODE is None, reason="node is not installed (the device JS runs under node)"),
+]
+
+PLAYED = [[60, 100, 4.0, 1.0], [64, 90, 5.0, 1.0], [67, 80, 6.0, 0.5]]  # pitch, velocity, beat, beats
+
+
+def free_udp_port_pair() -> int:
+    """A port P with P and P + 1 free (the daemon listens on P, the device on P + 1)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port >= 65000:
+            continue
+        try:
+            with (
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a,
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b,
+            ):
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 1))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free UDP port pair")
+
+
+@pytest.fixture()
+def daemon() -> Any:
+    port = free_udp_port_pair()
+    command = [
+        sys.executable,
+        "-m",
+        "musebridge",
+        "serve",
+        "--preset",
+        "transpose",
+        "--midi-backend",
+        "none",
+        "--osc-port",
+        str(port),
+        "--clock",
+        "osc",
+        "--log-level",
+        "warning",
+    ]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if "ready" in line:
+                ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        if not ready.wait(60):
+            pytest.fail("musebridge serve did not get ready:\n" + "".join(lines))
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def run_device(port: int) -> dict[str, Any]:
+    scenario = {
+        "osc_port": port,
+        "tempo": 240.0,
+        "params": [["osc_port", port], ["mode", 1], ["bars", 1]],
+        "notes": PLAYED,
+        "stop_beat": 13.0,
+        "connect_timeout_s": 15,
+    }
+    done = subprocess.run(
+        [NODE, str(HARNESS)],
+        input=json.dumps(scenario),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, f"harness exit {done.returncode}: {done.stderr}\n{done.stdout[-2000:]}"
+    return json.loads(done.stdout)
+
+
+def test_notes_in_answer_out_on_the_song_beats(daemon: int) -> None:
+    result = run_device(daemon)
+    assert result["connected_after_s"] is not None
+
+    sent_notes = [args for _beat, address, args in result["outbound"] if address == "/musebridge/note"]
+    assert [(a[1], a[2]) for a in sent_notes] == [(60, 100), (64, 90), (67, 80)]
+    for (_track, _pitch, _velocity, beat, duration), (_p, _v, played_beat, played_length) in zip(
+        sent_notes, PLAYED, strict=True
+    ):
+        assert beat == pytest.approx(played_beat, abs=0.1) and duration == pytest.approx(
+            played_length, abs=0.1
+        )
+
+    answers = [(beat, args) for beat, address, args in result["inbound"] if address == "/musebridge/out/note"]
+    assert [(args[1], args[2], args[3], args[4]) for _b, args in answers] == [
+        (72, 100, 8.0, 1.0),
+        (76, 90, 9.0, 1.0),
+        (79, 80, 10.0, 0.5),
+    ]
+    note_ons = {pitch: beat for beat, pitch, velocity in result["midi"] if velocity > 0}
+    note_offs = {pitch: beat for beat, pitch, velocity in result["midi"] if velocity == 0}
+    lags = []
+    for arrived, (_track, pitch, _velocity, beat, duration) in answers:
+        assert arrived < beat, "the answer must arrive ahead of its beat for this test to mean anything"
+        assert beat <= note_ons[pitch] < beat + 0.5, f"{pitch} played at {note_ons[pitch]}, due at {beat}"
+        assert beat + duration <= note_offs[pitch] < beat + duration + 0.5
+        lags.append(note_ons[pitch] - beat)
+    print(f"device playback lag after the due beat (beats at 240 BPM): {[round(lag, 4) for lag in lags]}")
+
+    ons = sorted(p for _b, p, v in result["midi"] if v > 0)
+    offs = sorted(p for _b, p, v in result["midi"] if v == 0)
+    assert ons == offs, "every note the device started must end"
+
+    statuses = [args for _beat, address, args in result["inbound"] if address == "/musebridge/status"]
+    assert statuses and statuses[-1][9] == 0, "the daemon refused some of the device's messages"
+    assert not [a for _b, address, a in result["inbound"] if address == "/musebridge/error"]
+    assert not [p for p in result["posts"] if "not sent" in p or "wrong argument" in p or "unknown" in p]
