@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from musebridge.core.bars import BarBuffer, BarGrid, Grid, quantise
 from musebridge.core.music import Meter, Note
 
@@ -43,8 +42,8 @@ def test_quantise_and_grid_steps() -> None:
         Grid(4, "tick")
 
 
-def _buffer(meter: Meter = Meter(4, 4), step: float = 0.25) -> BarBuffer:
-    return BarBuffer(BarGrid(meter), lambda m: step)
+def _buffer(meter: Meter | None = None, step: float = 0.25) -> BarBuffer:
+    return BarBuffer(BarGrid(meter or Meter(4, 4)), lambda m: step)
 
 
 def test_buffer_pairs_notes_per_channel_and_pitch_and_quantises() -> None:

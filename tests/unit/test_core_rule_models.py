@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from musebridge.core.model_protocol import ModelRequest, PhraseModel
 from musebridge.core.music import Meter, Note, Phrase
 from musebridge.core.rule_models import BlendModel, TransposeModel, build_rule_model, fit_to_bars
@@ -48,7 +47,9 @@ def test_blend_takes_bars_from_b_below_the_position() -> None:
     b = Phrase(tuple(Note(72, 100, float(b * 3) + 1, 1.0) for b in range(4)), bars=4, meter=Meter(3, 4))
     phrase = Phrase((), bars=4, meter=Meter(3, 4))
     for position, expected in [(0.0, "AAAA"), (0.3, "BAAA"), (0.5, "BBAA"), (0.9, "BBBB"), (1.0, "BBBB")]:
-        out = BlendModel().generate(ModelRequest("interpolate", phrase, 4, position=position, clip_a=a, clip_b=b))
+        out = BlendModel().generate(
+            ModelRequest("interpolate", phrase, 4, position=position, clip_a=a, clip_b=b)
+        )
         got = "".join("B" if n.pitch == 72 else "A" for n in out.notes)
         assert got == expected, position
         assert [n.start % 3 for n in out.notes] == [1.0 if c == "B" else 0.0 for c in expected]

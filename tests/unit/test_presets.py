@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from musebridge.core.music import Meter
 from musebridge.errors import UserError
 from musebridge.presets import PresetError, load_preset, parse_preset, preset_names
@@ -74,7 +73,10 @@ tracks:
         ("tracks: {-1: {mode: thru}}", "x.yaml: tracks.-1: track ids are integers >= 0"),
         ("tracks: {1: {genre: polka}}", "x.yaml: tracks.1.genre: expected one of"),
         ("models: {transfer: 3}", "x.yaml: models.transfer: expected a string"),
-        ("model_options: {transpose: {semitones: 1.5}}", "model_options.transpose.semitones: expected an integer"),
+        (
+            "model_options: {transpose: {semitones: 1.5}}",
+            "model_options.transpose.semitones: expected an integer",
+        ),
         ("- a\n- b", "x.yaml: expected a mapping"),
         ("tempo: [1, 2", "x.yaml: line 1: not valid YAML"),
     ],
