@@ -271,3 +271,39 @@ def export_model(
     target.parent.mkdir(parents=True, exist_ok=True)
     torch.save(checkpoint_dict(model, genres=genres, training=training, half=half), target)
     return target
+
+
+def card_path(checkpoint: str | Path) -> Path:
+    """The model card (.yaml) beside a checkpoint."""
+    return Path(checkpoint).with_suffix(".yaml")
+
+
+def write_card(
+    checkpoint: str | Path, *, config: dict[str, Any], genres: list[str], training: dict[str, Any],
+    dataset_info: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
+) -> Path:
+    """Write the model card: data, config, seed, steps, the training command, metrics (if measured)."""
+    import yaml
+
+    checkpoint = Path(checkpoint)
+    card = {
+        "model": "MusicVAE (Roberts et al. 2018)",
+        "checkpoint": checkpoint.name,
+        "encoding": "melody90: 0 hold, 1 note-off, 2..89 = MIDI 21..108; 16 steps per 4/4 bar",
+        "data": {
+            "source": "music21 corpus via `musebridge data build` (split by tune: train/valid/test)",
+            "genres": list(genres),
+            "windows": training.get("windows", {}),
+            "dataset_info": dataset_info or {},
+        },
+        "config": config,
+        "seed": training.get("options", {}).get("seed"),
+        "steps": training.get("steps"),
+        "training_command": training.get("command", ""),
+        "training_options": training.get("options", {}),
+        "final_training_log": training.get("final", {}),
+        "metrics": metrics or "not measured yet: musebridge eval vae --checkpoint <this .pt> --update-card",
+    }
+    path = card_path(checkpoint)
+    path.write_text(yaml.safe_dump(card, sort_keys=False, width=100))
+    return path

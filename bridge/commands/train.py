@@ -1,9 +1,170 @@
-"""`musebridge train` (being built)."""
+"""`musebridge train <model> ...`: train a model on the cached dataset (`musebridge data build`).
+
+Each model adds its own sub-subcommand: TRAINERS maps a name to "module:function", and the function
+registers `train <name>` on the subparsers it is given (later issues add "transfer", "continue"...).
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import shlex
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from musebridge.errors import UserError
+
+TRAINERS: dict[str, str] = {
+    "vae": "musebridge.commands.train:register_vae",
+}
+
+DEFAULT_VAE_GENRES = ("celtic", "folk")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    subparsers.add_parser("train", help="(being built)")
+    parser = subparsers.add_parser("train", help="train a model (vae, ...) on the cached dataset")
+    models = parser.add_subparsers(dest="train_model", metavar="MODEL")
+    parser.set_defaults(handler=lambda _args: _help(parser))
+    for target in TRAINERS.values():
+        module_name, _, function = target.partition(":")
+        getattr(importlib.import_module(module_name), function)(models)
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def command_line() -> str:
+    """The command as typed (program name normalised to `musebridge`), for model cards."""
+    return shlex.join(["musebridge", *sys.argv[1:]])
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """['z_size=64', 'hierarchical=true'] -> typed values (int, float, bool or str)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set expects KEY=VALUE, got {pair!r}")
+        lowered = text.lower()
+        value: Any
+        if lowered in ("true", "false"):
+            value = lowered == "true"
+        else:
+            try:
+                value = int(text)
+            except ValueError:
+                try:
+                    value = float(text)
+                except ValueError:
+                    value = text
+        out[key.strip()] = value
+    return out
+
+
+# -- train vae --------------------------------------------------------------------------------------
+def register_vae(models: argparse._SubParsersAction) -> None:
+    from musebridge.models.train_vae import TrainOptions
+
+    defaults = TrainOptions()
+    parser = models.add_parser(
+        "vae",
+        help="MusicVAE on melody windows (2-bar flat or 4-bar hierarchical)",
+        description="Train a MusicVAE on melody-token windows of the cached dataset. Writes run.pt "
+        "(resumable), train_log.csv and train_curves.png into --out-dir, then the shipped checkpoint "
+        "(--export) and its model card (.yaml beside it). Measure the card's metrics with "
+        "`musebridge eval vae --checkpoint X.pt --update-card`.",
+    )
+    parser.add_argument("--preset", default="mel_2bar_cpu",
+                        help="model shape: mel_2bar_cpu (default), hier_mel_4bar_cpu, mel_2bar_paper")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a MusicVAEConfig field, e.g. --set z_size=64 (repeatable)")
+    parser.add_argument("--genre", action="append", metavar="NAME",
+                        help=f"train on this genre (repeatable; default {' '.join(DEFAULT_VAE_GENRES)})")
+    parser.add_argument("--dataset", type=Path, help="dataset .npz (default <cache>/dataset.npz)")
+    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
+    parser.add_argument("--valid-every", type=int, default=defaults.valid_every)
+    parser.add_argument("--log-every", type=int, default=defaults.log_every)
+    parser.add_argument("--threads", type=int, default=defaults.threads,
+                        help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
+    parser.add_argument("--out-dir", type=Path, default=None, help="run folder (default runs/vae-<preset>)")
+    parser.add_argument("--resume", action="store_true", help="continue from <out-dir>/run.pt")
+    parser.add_argument("--export", type=Path, help="shipped checkpoint path (default <out-dir>/musicvae.pt)")
+    parser.add_argument("--attribute-windows", type=int, default=8192,
+                        help="training windows used for the attribute vectors")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=run_train_vae)
+
+
+def load_vae_windows(dataset: Path | None, genres: list[str], bars: int, split: str):
+    """Melody windows (EncodedWindows) of one split; UserError when the dataset is missing."""
+    from musebridge.models.data import TuneDataset, melody_windows
+
+    try:
+        data = TuneDataset.load(dataset)
+        windows = melody_windows(data, bars=bars, split=split, genres=genres)
+    except ValueError as error:
+        raise UserError(str(error)) from error
+    if len(windows) == 0:
+        raise UserError(f"no {bars}-bar melody windows of genre(s) {', '.join(genres)} in the {split} split")
+    return data, windows
+
+
+def run_train_vae(args: argparse.Namespace) -> int:
+    import numpy as np
+    from musebridge.models.eval_vae import compute_attribute_vectors
+    from musebridge.models.musicvae import PRESETS, MusicVAEConfig
+    from musebridge.models.train_vae import TrainOptions, export_model, train_vae, write_card
+
+    if args.preset not in PRESETS:
+        raise UserError(f"unknown preset {args.preset!r} (choose from {', '.join(PRESETS)})")
+    try:
+        config = MusicVAEConfig.from_dict({**PRESETS[args.preset].to_dict(), **parse_overrides(args.set)})
+    except (TypeError, ValueError) as error:
+        raise UserError(f"bad --set: {error}") from error
+    for name in ("steps", "batch_size", "checkpoint_every", "valid_every", "log_every"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be >= 1")
+    genres = sorted(args.genre or DEFAULT_VAE_GENRES)
+    out_dir = args.out_dir or Path("runs") / f"vae-{args.preset}"
+    export = args.export or out_dir / "musicvae.pt"
+    options = TrainOptions(
+        steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
+        checkpoint_every=args.checkpoint_every, valid_every=args.valid_every, log_every=args.log_every,
+        threads=args.threads, device=args.device,
+    )
+    data, train = load_vae_windows(args.dataset, genres, config.bars, "train")
+    _, valid = load_vae_windows(args.dataset, genres, config.bars, "valid")
+    print(f"train vae: {len(train)} train / {len(valid)} valid windows of {config.bars} bars "
+          f"({', '.join(genres)}); run folder {out_dir}", file=sys.stderr)
+    try:
+        result = train_vae(config, options, train.tokens, valid.tokens, out_dir, resume=args.resume,
+                           progress=not args.quiet)
+    except ValueError as error:
+        raise UserError(str(error)) from error
+    rng = np.random.default_rng(options.seed)
+    pick = rng.choice(len(train), size=min(args.attribute_windows, len(train)), replace=False)
+    result.model.attribute_vectors = compute_attribute_vectors(result.model, train.tokens[np.sort(pick)])
+    last = result.history[-1] if result.history else {}
+    training = {
+        "steps": result.step,
+        "options": asdict(options),
+        "preset": args.preset,
+        "command": command_line(),
+        "final": {k: round(float(v), 5) for k, v in last.items()},
+        "windows": {"train": len(train), "valid": len(valid)},
+        "dataset": str(data.path) if data.path else "",
+    }
+    path = export_model(result.model, export, genres=genres, training=training)
+    card = write_card(path, config=config.to_dict(), genres=genres, training=training,
+                      dataset_info=dict(data.info))
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) and {card}")
+    return 0
