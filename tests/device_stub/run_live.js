@@ -4,8 +4,11 @@
 // at which it left. Scenario (JSON on stdin):
 //   {"osc_port": P, "tempo": 240, "params": [[selector, value]...], "notes": [[pitch, velocity, beat, duration]...],
 //    "stop_beat": 13, "connect_timeout_s": 10}
+// or, for clip mode (transport stopped): {"osc_port": P, "tempo": 120, "params": [...], "play": false,
+//    "live": {tracks, detailClip}, "after_connect": [[selector, args]...], "until": address, "timeout_s": 10}
 // Output (JSON): {"midi": [[beat, pitch, velocity]], "inbound": [[beat, address, args]],
-//                 "outbound": [[beat, address, args]], "posts": [...], "connected_after_s": s}
+//                 "outbound": [[beat, address, args]], "posts": [...], "connected_after_s": s,
+//                 "tracks": the simulated Live set's tracks at the end}
 "use strict";
 
 const dgram = require("dgram");
@@ -14,11 +17,11 @@ const { createMax } = require("./max_stub");
 const { encodeMessage, decodePacket } = require("./osc_codec");
 
 const scenario = JSON.parse(require("fs").readFileSync(0, "utf8"));
-const max = createMax(path.join(__dirname, "..", "..", "max_for_live", "musebridge.js"), {
-  song: { tempo: scenario.tempo, is_playing: 0, current_song_time: 0.0 },
-});
+const liveSet = Object.assign({}, scenario.live || {});
+liveSet.song = { tempo: scenario.tempo, is_playing: 0, current_song_time: 0.0 };
+const max = createMax(path.join(__dirname, "..", "..", "max_for_live", "musebridge.js"), liveSet);
 const song = max.live.song;
-const out = { midi: [], inbound: [], outbound: [], posts: [], connected_after_s: null };
+const out = { midi: [], inbound: [], outbound: [], posts: [], connected_after_s: null, tracks: null };
 const started = process.hrtime.bigint();
 const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
 let playStart = null;
@@ -65,7 +68,7 @@ for (const [selector, value] of scenario.params || []) max.send(selector, [value
 max.send("init");
 
 const input = [];
-for (const [pitch, velocity, beat, duration] of scenario.notes) {
+for (const [pitch, velocity, beat, duration] of scenario.notes || []) {
   input.push({ beat: beat, pitch: pitch, velocity: velocity });
   input.push({ beat: beat + duration, pitch: pitch, velocity: 0 });
 }
@@ -73,6 +76,7 @@ input.sort((a, b) => a.beat - b.beat || a.velocity - b.velocity);
 
 function finish(code) {
   out.posts = max.log.filter((e) => e.kind === "post").map((e) => e.text);
+  out.tracks = max.live.tracks;
   process.stdout.write(JSON.stringify(out));
   sender.close();
   if (receiver) receiver.close();
@@ -80,8 +84,25 @@ function finish(code) {
 }
 
 let lastPoll = seconds();
+let actedAt = null;
 const timer = setInterval(() => {
   const now = seconds();
+  if (scenario.play === false) {
+    if (!connected) {
+      if (now > (scenario.connect_timeout_s || 10)) { clearInterval(timer); finish(3); }
+      return;
+    }
+    if (actedAt === null) {
+      actedAt = now;
+      for (const [selector, args] of scenario.after_connect || []) max.send(selector, args);
+    }
+    const done = out.inbound.some((m) => m[1] === scenario.until);
+    if (done || now - actedAt > (scenario.timeout_s || 10)) {
+      clearInterval(timer);
+      setTimeout(() => finish(done ? 0 : 4), 100);
+    }
+    return;
+  }
   if (playStart === null) {
     if (connected) { playStart = now; song.is_playing = 1; }
     else if (now > (scenario.connect_timeout_s || 10)) { clearInterval(timer); finish(3); }

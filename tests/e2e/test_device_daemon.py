@@ -155,3 +155,44 @@ def test_notes_in_answer_out_on_the_song_beats(daemon: int) -> None:
     assert statuses and statuses[-1][9] == 0, "the daemon refused some of the device's messages"
     assert not [a for _b, address, a in result["inbound"] if address == "/musebridge/error"]
     assert not [p for p in result["posts"] if "not sent" in p or "wrong argument" in p or "unknown" in p]
+
+
+def test_clip_mode_round_trip_writes_the_answer_into_the_next_empty_slot(daemon: int) -> None:
+    riff = [
+        {"note_id": 1, "pitch": 60, "start_time": 0.0, "duration": 1.0, "velocity": 101, "mute": 0},
+        {"note_id": 2, "pitch": 63, "start_time": 1.5, "duration": 0.5, "velocity": 33, "mute": 0},
+        {"note_id": 3, "pitch": 67, "start_time": 3.0, "duration": 1.0, "velocity": 77, "mute": 0},
+    ]
+    live = {
+        "tracks": [{"clip_slots": [{"length": 4.0, "is_midi_clip": 1, "name": "riff", "notes": riff}, None]}],
+        "detailClip": [0, 0],
+    }
+    scenario = {
+        "osc_port": daemon,
+        "tempo": 120.0,
+        "params": [["osc_port", daemon], ["mode", 1], ["bars", 1]],
+        "play": False,
+        "live": live,
+        "after_connect": [["to_clip", [1]]],
+        "until": "/musebridge/out/clip",
+        "timeout_s": 20,
+        "connect_timeout_s": 15,
+    }
+    done = subprocess.run(
+        [NODE, str(HARNESS)],
+        input=json.dumps(scenario),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, f"harness exit {done.returncode}: {done.stderr}\n{done.stdout[-2000:]}"
+    result = json.loads(done.stdout)
+    written = result["tracks"][0]["clip_slots"][1]
+    assert written is not None and written["length"] == 4.0
+    assert [(n["pitch"], n["start_time"], n["duration"], n["velocity"]) for n in written["notes"]] == [
+        (72, 0.0, 1.0, 101),
+        (75, 1.5, 0.5, 33),
+        (79, 3.0, 1.0, 77),
+    ]
+    assert result["tracks"][0]["clip_slots"][0]["notes"] == riff  # the source clip is left alone
