@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import signal
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -28,7 +29,8 @@ def start_daemon(jack_server) -> Iterator:
     started: list[DaemonProcess] = []
 
     def start(*args: str) -> DaemonProcess:
-        daemon = DaemonProcess(["--midi-backend", "jack", "--log-level", "warning", *args], env=jack_server.env)
+        command = ["--midi-backend", "jack", "--log-level", "warning", *args]
+        daemon = DaemonProcess(command, env=jack_server.env)
         started.append(daemon.start())
         return daemon
 
@@ -82,8 +84,6 @@ def assert_every_note_closed(events: list[ReceivedEvent]) -> None:
 
 
 def wait_for_note_ons(probe: MidiTestClient, count: int, timeout: float) -> list[ReceivedEvent]:
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         ons = note_ons(list(probe.received))
