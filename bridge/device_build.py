@@ -72,7 +72,7 @@ REQUIRED_PARAMETERS = (
     "Position",
     "Capture A",
     "Capture B",
-    "To Clip",
+    "Generate to Clip",
     "OSC Port",
     "Panic",
 )

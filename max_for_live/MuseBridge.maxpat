@@ -317,10 +317,14 @@
 							"parameter_initial_enable": 1,
 							"parameter_initial": [
 								0
-							]
+							],
+							"parameter_info": "thru: no model. transfer: the last phrase in another genre. continue: the model answers your phrase. interpolate: morph between captured A and B. sample: new phrases.",
+							"parameter_annotation_name": "Mode"
 						}
 					},
-					"varname": "Mode"
+					"varname": "Mode",
+					"annotation": "thru: no model. transfer: the last phrase in another genre. continue: the model answers your phrase. interpolate: morph between captured A and B. sample: new phrases.",
+					"annotation_name": "Mode"
 				}
 			},
 			{
@@ -381,10 +385,14 @@
 							"parameter_initial_enable": 1,
 							"parameter_initial": [
 								0
-							]
+							],
+							"parameter_info": "Target genre of transfer (and the genre the model is conditioned on).",
+							"parameter_annotation_name": "Genre"
 						}
 					},
-					"varname": "Genre"
+					"varname": "Genre",
+					"annotation": "Target genre of transfer (and the genre the model is conditioned on).",
+					"annotation_name": "Genre"
 				}
 			},
 			{
@@ -440,10 +448,14 @@
 							"parameter_initial": [
 								1.0
 							],
-							"parameter_unitstyle": 1
+							"parameter_unitstyle": 1,
+							"parameter_info": "Sampling temperature: low is safe, high is adventurous.",
+							"parameter_annotation_name": "Temperature"
 						}
 					},
-					"varname": "Temperature"
+					"varname": "Temperature",
+					"annotation": "Sampling temperature: low is safe, high is adventurous.",
+					"annotation_name": "Temperature"
 				}
 			},
 			{
@@ -499,10 +511,14 @@
 							"parameter_initial": [
 								4.0
 							],
-							"parameter_unitstyle": 0
+							"parameter_unitstyle": 0,
+							"parameter_info": "Phrase length in bars (the answer length in continue mode).",
+							"parameter_annotation_name": "Bars"
 						}
 					},
-					"varname": "Bars"
+					"varname": "Bars",
+					"annotation": "Phrase length in bars (the answer length in continue mode).",
+					"annotation_name": "Bars"
 				}
 			},
 			{
@@ -558,10 +574,14 @@
 							"parameter_initial": [
 								0.5
 							],
-							"parameter_unitstyle": 1
+							"parameter_unitstyle": 1,
+							"parameter_info": "Interpolation point between clip A (0) and clip B (1).",
+							"parameter_annotation_name": "Position"
 						}
 					},
-					"varname": "Position"
+					"varname": "Position",
+					"annotation": "Interpolation point between clip A (0) and clip B (1).",
+					"annotation_name": "Position"
 				}
 			},
 			{
@@ -619,13 +639,17 @@
 							"parameter_initial_enable": 1,
 							"parameter_initial": [
 								0
-							]
+							],
+							"parameter_info": "Capture the next phrase you play as interpolation clip A.",
+							"parameter_annotation_name": "Capture A"
 						}
 					},
 					"varname": "Capture A",
 					"mode": 0,
 					"text": "Capture A",
-					"texton": "Capture A"
+					"texton": "Capture A",
+					"annotation": "Capture the next phrase you play as interpolation clip A.",
+					"annotation_name": "Capture A"
 				}
 			},
 			{
@@ -683,13 +707,17 @@
 							"parameter_initial_enable": 1,
 							"parameter_initial": [
 								0
-							]
+							],
+							"parameter_info": "Capture the next phrase you play as interpolation clip B.",
+							"parameter_annotation_name": "Capture B"
 						}
 					},
 					"varname": "Capture B",
 					"mode": 0,
 					"text": "Capture B",
-					"texton": "Capture B"
+					"texton": "Capture B",
+					"annotation": "Capture the next phrase you play as interpolation clip B.",
+					"annotation_name": "Capture B"
 				}
 			},
 			{
@@ -736,7 +764,7 @@
 					],
 					"saved_attribute_attributes": {
 						"valueof": {
-							"parameter_longname": "To Clip",
+							"parameter_longname": "Generate to Clip",
 							"parameter_shortname": "To Clip",
 							"parameter_enum": [
 								"off",
@@ -747,13 +775,17 @@
 							"parameter_initial_enable": 1,
 							"parameter_initial": [
 								0
-							]
+							],
+							"parameter_info": "Run the mode on the selected MIDI clip; the answer goes into the next empty clip slots.",
+							"parameter_annotation_name": "Generate to Clip"
 						}
 					},
-					"varname": "To Clip",
+					"varname": "Generate to Clip",
 					"mode": 0,
 					"text": "To Clip",
-					"texton": "To Clip"
+					"texton": "To Clip",
+					"annotation": "Run the mode on the selected MIDI clip; the answer goes into the next empty clip slots.",
+					"annotation_name": "Generate to Clip"
 				}
 			},
 			{
@@ -811,13 +843,17 @@
 							"parameter_initial_enable": 1,
 							"parameter_initial": [
 								0
-							]
+							],
+							"parameter_info": "All notes off, here and in the daemon.",
+							"parameter_annotation_name": "Panic"
 						}
 					},
 					"varname": "Panic",
 					"mode": 0,
 					"text": "Panic",
-					"texton": "Panic"
+					"texton": "Panic",
+					"annotation": "All notes off, here and in the daemon.",
+					"annotation_name": "Panic"
 				}
 			},
 			{
@@ -875,13 +911,17 @@
 							"parameter_initial_enable": 1,
 							"parameter_initial": [
 								1
-							]
+							],
+							"parameter_info": "Also pass your played notes through while a model mode runs.",
+							"parameter_annotation_name": "Monitor"
 						}
 					},
 					"varname": "Monitor",
 					"mode": 1,
 					"text": "Monitor",
-					"texton": "Monitor"
+					"texton": "Monitor",
+					"annotation": "Also pass your played notes through while a model mode runs.",
+					"annotation_name": "Monitor"
 				}
 			},
 			{
@@ -937,10 +977,14 @@
 							"parameter_initial": [
 								9000.0
 							],
-							"parameter_unitstyle": 0
+							"parameter_unitstyle": 0,
+							"parameter_info": "UDP port of `musebridge serve` (default 9000); answers come back on this port + 1 + Track.",
+							"parameter_annotation_name": "OSC Port"
 						}
 					},
-					"varname": "OSC Port"
+					"varname": "OSC Port",
+					"annotation": "UDP port of `musebridge serve` (default 9000); answers come back on this port + 1 + Track.",
+					"annotation_name": "OSC Port"
 				}
 			},
 			{
@@ -996,10 +1040,14 @@
 							"parameter_initial": [
 								0.0
 							],
-							"parameter_unitstyle": 0
+							"parameter_unitstyle": 0,
+							"parameter_info": "The daemon track this device plays (one per device instance).",
+							"parameter_annotation_name": "Track"
 						}
 					},
-					"varname": "Track"
+					"varname": "Track",
+					"annotation": "The daemon track this device plays (one per device instance).",
+					"annotation_name": "Track"
 				}
 			},
 			{
@@ -1596,7 +1644,7 @@
 				0
 			],
 			"obj-to-clip": [
-				"To Clip",
+				"Generate to Clip",
 				"To Clip",
 				0
 			],
@@ -1632,7 +1680,7 @@
 						"Position",
 						"Capture A",
 						"Capture B",
-						"To Clip"
+						"Generate to Clip"
 					]
 				}
 			},

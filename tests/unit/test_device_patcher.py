@@ -69,7 +69,16 @@ def test_the_js_box_matches_the_script() -> None:
 def test_parameters_are_named_live_parameters_with_the_js_tables() -> None:
     boxes = boxes_by_id(PATCHER)
     named = {parameter_longname(box): box for box in boxes.values() if parameter_longname(box)}
-    expected = {"Mode", "Genre", "Temperature", "Bars", "Position", "Capture A", "Capture B", "To Clip"}
+    expected = {
+        "Mode",
+        "Genre",
+        "Temperature",
+        "Bars",
+        "Position",
+        "Capture A",
+        "Capture B",
+        "Generate to Clip",
+    }
     assert expected | {"OSC Port", "Panic"} <= set(named)
     modes = named["Mode"]["saved_attribute_attributes"]["valueof"]["parameter_enum"]
     assert modes == SPEC["inbound"]["/musebridge/mode"]["choices"]["mode"]
