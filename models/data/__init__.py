@@ -1,7 +1,7 @@
 """Symbolic data: the music21 corpus and MIDI folders -> cached datasets, genre domains, windows."""
 
 from .dataset import SPLITS, TuneDataset, Window, split_of, tune_windows
-from .encoded import EncodedWindows, melody_windows
+from .encoded import EncodedWindows, melody_windows, roll_phrase_windows, roll_windows, tone_windows
 from .tunes import Tune
 
 __all__ = [
@@ -11,6 +11,9 @@ __all__ = [
     "TuneDataset",
     "Window",
     "melody_windows",
+    "roll_phrase_windows",
+    "roll_windows",
+    "tone_windows",
     "split_of",
     "tune_windows",
 ]

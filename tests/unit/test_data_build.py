@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 from musebridge.cli import main
 from musebridge.core.music import Meter
-from musebridge.models.data import TuneDataset, melody_windows, split_of, tune_windows
+from musebridge.models.data import (
+    TuneDataset,
+    melody_windows,
+    roll_phrase_windows,
+    roll_windows,
+    split_of,
+    tone_windows,
+    tune_windows,
+)
 from musebridge.models.data.build import FAILURE_LOG_NAME, build_dataset, plan_sources
 from musebridge.models.data.genres import GenreSpec
 from musebridge.models.data.tunes import Tune, make_bars, make_notes
@@ -143,3 +151,27 @@ def test_cli_build_and_info(tmp_path, midi_folder, capsys):
     assert "unknown genre" in capsys.readouterr().err
     assert main(["data", "info", "--cache", str(tmp_path / "empty")]) == 2
     assert "musebridge data build" in capsys.readouterr().err
+
+
+def long_tune(source_id: str) -> Tune:
+    """8 bars of 4/4, 4 bars of 3/4, 2 bars of 4/2; a quarter note on every beat."""
+    bars = [(4.0 * i, 4.0, 4, 4) for i in range(8)]
+    bars += [(32.0 + 3.0 * i, 3.0, 3, 4) for i in range(4)]
+    bars += [(44.0 + 8.0 * i, 8.0, 4, 2) for i in range(2)]
+    notes = [(48 + (b % 24), 80, float(b), 1.0) for b in range(60)]
+    return Tune(source_id, "test", "folk", notes=make_notes(notes), bars=make_bars(bars))
+
+
+def test_roll_and_tone_windows_handle_every_meter():
+    data = TuneDataset([long_tune(f"long#{i}") for i in range(6)])
+    windows = roll_phrase_windows(data, split=None)
+    per_tune = sorted((str(w.meter), w.bars, w.start) for w in windows if w.tune_index == 0)
+    assert per_tune == [("3/4", 4, 32.0), ("4/2", 2, 44.0), ("4/4", 4, 0.0), ("4/4", 4, 16.0)]
+    rolls = roll_windows(data, split=None)
+    assert rolls.array.shape == (24, 64, 84) and rolls.array.dtype == bool
+    three_four = [i for i, w in enumerate(windows) if str(w.meter) == "3/4"][0]
+    assert rolls.array[three_four, :48].any(axis=1).all() and not rolls.array[three_four, 48:].any()
+    assert len(roll_windows(data, split=None, limit=5)) == 5
+    tone_sets = tone_windows(data, bars=2, split=None, meter=Meter(4, 4))
+    assert tone_sets.lengths.tolist() == [8] * (7 * 6)
+    assert tone_sets.array.shape == (42, 8, 12) and tone_sets.array[0, 1, 3] == 384.0
