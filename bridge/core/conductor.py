@@ -266,8 +266,9 @@ class Conductor:
         when = self._map.time_at(self._grid.bar_end(self._bar) - self._lead(self._bar))
         beat = self._map.beat_at(time)
         for ts in self._tracks.values():
-            if ts.answer_end > beat:
-                when = min(when, self._map.time_at(ts.answer_end))
+            for edge in (ts.answer_start, ts.answer_end):
+                if edge > beat + _EPS:
+                    when = min(when, self._map.time_at(edge))
         return max(time, min(latest, when))
 
     def panic(self, time: float) -> list[Action]:
@@ -279,7 +280,7 @@ class Conductor:
         for ts in self._tracks.values():
             ts.generation += 1
             ts.jobs.clear()
-            ts.answer_end = -math.inf
+            ts.answer_start = ts.answer_end = -math.inf
             ts.busy_until = -math.inf
         self._jobs.clear()
         return out + self._states(time)
@@ -521,6 +522,7 @@ class Conductor:
         answer = phrase.clipped()
         notes = tuple(n.shifted(land) for n in answer.notes)
         land_bar = grid.bar_at(land)
+        ts.answer_start = land
         ts.answer_end = max(grid.bar_start(land_bar + answer.bars), land)
         if ts.mode == "continue":
             ts.busy_until = ts.answer_end

@@ -65,6 +65,7 @@ class TrackState:
     call_start_bar: int | None = None
     silent_run: int = 0
     busy_until: float = -math.inf  # continue: input is ignored before this beat (thinking/answering)
+    answer_start: float = -math.inf  # beat where the scheduled answer starts
     answer_end: float = -math.inf  # beat where the scheduled answer ends
     jobs: set[int] = field(default_factory=set)
     generation: int = 0  # bumped when in-flight results become stale (mode change, stop, panic)
@@ -81,6 +82,7 @@ class TrackState:
         self.call_start_bar = None
         self.silent_run = 0
         self.busy_until = -math.inf
+        self.answer_start = -math.inf
         self.answer_end = -math.inf
         self.jobs.clear()
         self.generation += 1
@@ -106,7 +108,7 @@ class TrackState:
             return f"capturing_{self.capture_slot}"
         if self.mode == "thru":
             return "idle"
-        if self.jobs:
+        if self.jobs or beat < self.answer_start - _EPS:
             return "thinking"
         if beat < self.answer_end - _EPS:
             return "answering"
