@@ -124,7 +124,7 @@ class Conductor:
         self._jobs: dict[int, _Pending] = {}
         self._next_job_id = 1
         self._clients: dict[Sender, Sender] = {}
-        self._thru_open: set[tuple[int, int]] = set()
+        self._thru_open: dict[tuple[int, int], int] = {}  # (in channel, pitch) -> out channel
         self._bar: int | None = None  # the bar whose dispatch point comes next (None: stopped)
         self._map = self._clock.tempo_map
         self._leader = self._clock.leader
@@ -180,15 +180,18 @@ class Conductor:
                     out += self._end_call(ts, time)
                 return out
         forward = ts.mode == "thru" or ts.settings.echo_input
-        if forward:
+        if isinstance(msg, mb.NoteOff):
+            # A note that went out thru gets its off on the same channel, whatever the mode is now.
+            out_channel = self._thru_open.pop((msg.channel, msg.pitch), None)
+            if out_channel is not None:
+                out.append(SendMidi(((data[0] & 0xF0) | out_channel, *tuple(data)[1:])))
+            elif forward:
+                out.append(SendMidi(self._on_out_channel(tuple(data), ts)))
+        elif forward:
             out.append(SendMidi(self._on_out_channel(tuple(data), ts)))
+            if isinstance(msg, mb.NoteOn):
+                self._thru_open[(msg.channel, msg.pitch)] = self._out_channel(ts)
         if isinstance(msg, mb.NoteOn | mb.NoteOff):
-            if forward:
-                key = (self._out_channel(ts), msg.pitch)
-                if isinstance(msg, mb.NoteOn):
-                    self._thru_open.add(key)
-                else:
-                    self._thru_open.discard(key)
             if self._map.playing:
                 beat = self._map.beat_at(time)
                 if isinstance(msg, mb.NoteOn):
@@ -274,7 +277,7 @@ class Conductor:
     def panic(self, time: float) -> list[Action]:
         """All notes off now on every output; scheduled output and in-flight results are dropped."""
         out: list[Action] = [ClearOutput(None)]
-        out += [SendMidi(mb.note_off(ch, pitch)) for ch, pitch in sorted(self._thru_open)]
+        out += [SendMidi(mb.note_off(ch, pitch)) for (_, pitch), ch in sorted(self._thru_open.items())]
         self._thru_open.clear()
         out += self._to_clients("/musebridge/out/panic", ())
         for ts in self._tracks.values():
