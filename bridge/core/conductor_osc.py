@@ -1,0 +1,232 @@
+"""OSC control of the Conductor: one handler per inbound address of bridge/osc_spec.json.
+
+A mixin of Conductor (bridge/core/conductor.py), split out to keep files short: the handlers use
+the conductor's state and helpers. Arguments arrive type-checked and coerced by the io layer; the
+handlers still check ranges and choices and raise ValueError with a one-line reason, which the
+conductor answers as /musebridge/error (nothing changes then).
+
+/musebridge/transport is followed only with --clock auto|osc (ignored with internal or midi).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from musebridge import __version__
+from musebridge.core.actions import Action, ClearOutput, SendOsc
+from musebridge.core.model_protocol import MODES
+from musebridge.core.music import Meter, Note, Phrase
+from musebridge.core.session import JobPlan, TrackState
+from musebridge.presets import Preset
+
+Sender = tuple[str, int]
+
+
+class OscControl:
+    """OSC handlers (mixin of Conductor)."""
+
+    def _osc_hello(self, args: tuple, sender: Sender, time: float) -> list[Action]:
+        port = int(args[0])
+        if not 1 <= port <= 65535:
+            raise ValueError(f"reply_port must be 1..65535, got {port}")
+        target = (sender[0], port)
+        self._clients[tuple(sender)] = target  # type: ignore[index]
+        return [SendOsc("/musebridge/welcome", (__version__,), target)]
+
+    def _osc_ping(self, args: tuple, sender: Sender, time: float) -> list[Action]:
+        return [SendOsc("/musebridge/pong", (), self._reply_target(sender))]
+
+    def _osc_status(self, args: tuple, sender: Sender, time: float) -> list[Action]:
+        return [SendOsc("/musebridge/status", self.status(time).osc_args(), self._reply_target(sender))]
+
+    def _osc_transport(self, args: tuple, sender: Sender, time: float) -> list[Action]:
+        tempo, numerator, denominator, beat, playing = args
+        if self._clock.mode not in ("auto", "osc"):
+            return []
+        meter = Meter(int(numerator), int(denominator))
+        self._clock.osc.update(
+            float(tempo), meter.numerator, meter.denominator, float(beat), bool(playing), time
+        )
+        self._clock.external_seen("osc")
+        if self._clock.leader == "osc" and self._grid.meter_at(float(beat)) != meter:
+            self._grid.change_meter(meter, float(beat))
+        return self._sync(time) + self._states(time)
+
+    def _osc_note(self, args: tuple, sender: Sender, time: float) -> list[Action]:
+        track, pitch, velocity, beat, duration = args
+        note = Note(int(pitch), int(velocity), float(beat), float(duration))  # validates
+        ts = self._get_track(int(track))
+        ts.source = "osc"
+        if self._map.playing:
+            ts.buffer.add_note(note.pitch, note.velocity, note.start, note.duration)
+        return []
+
+    def _osc_clip(self, args: tuple, sender: Sender, time: float) -> list[Action]:
+        track, slot, length = int(args[0]), str(args[1]), float(args[2])
+        flat = args[3:]
+        if len(flat) % 4:
+            raise ValueError("clip notes come in groups of four: pitch start duration velocity")
+        if not length > 0:
+            raise ValueError(f"clip length must be > 0 beats, got {length:g}")
+        meter = self._grid.meter_at(self._map.beat_at(time))
+        bars = max(1, math.ceil(length / meter.beats_per_bar - 1e-6))
+        notes = [
+            Note(int(flat[i]), int(flat[i + 3]), float(flat[i + 1]), float(flat[i + 2]))
+            for i in range(0, len(flat), 4)
+        ]
+        phrase = Phrase(tuple(notes), bars=bars, meter=meter).clipped()
+        ts = self._get_track(track)
+        ts.source = "osc"
+        if slot in ("a", "b"):
+            ts.store_clip(slot, phrase)
+            return self._states(time)
+        if slot != "in":
+            raise ValueError(f"clip slot must be in|a|b, got {slot!r}")
+        answer_bars = bars
+        if ts.mode == "continue":
+            answer_bars = self._preset.continuation.answer_bars or bars
+        # Clip mode is offline: no deadline, the answer goes back as /musebridge/out/clip.
+        plan = JobPlan(
+            track=track,
+            mode=ts.mode,
+            phrase=phrase,
+            bars=answer_bars,
+            land_beat=math.inf,
+            deadline_beat=math.inf,
+            genre=ts.settings.genre,
+            temperature=ts.settings.temperature,
+            position=ts.settings.position,
+            clip_a=ts.clip_a,
+            clip_b=ts.clip_b,
+        )
+        return [self._submit(ts, plan, reply_to=self._reply_target(sender), clip_length=length)]
+
+    def _set(self, track: int, **changes: object) -> TrackState:
+        ts = self._get_track(int(track))
+        ts.settings = replace(ts.settings, **changes)  # type: ignore[arg-type]
+        return ts
+
+    def _osc_mode(self, args: tuple, sender: Sender, time: float) -> list[Action]:
+        track, mode = int(args[0]), str(args[1])
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r} (known: {'|'.join(MODES)})")
+        ts = self._get_track(track)
+        if ts.mode == mode:
+            return self._states(time)
+        return self._change_mode(ts, mode, time)
+
+    def _change_mode(self, ts: TrackState, mode: str, time: float) -> list[Action]:
+        ts.settings = replace(ts.settings, mode=mode)
+        ts.reset_progress()
+        for job_id in [j for j, p in self._jobs.items() if p.job.track == ts.track and p.reply_to is None]:
+            del self._jobs[job_id]
+        if self._bar is not None:
+            ts.phrase_start = self._grid.bar_start(self._bar)
+        return self._clear_track(ts, time) + self._states(time)
+
+    def _clear_track(self, ts: TrackState, time: float) -> list[Action]:
+        to_midi, to_osc = self._routes(ts)
+        out: list[Action] = [ClearOutput(ts.track)] if to_midi else []
+        if to_osc:
+            out += self._to_clients("/musebridge/out/clear", (ts.track, float(self._map.beat_at(time))))
+        return out
+
+    def _osc_genre(self, args: tuple, sender: Sender, time: float) -> list[Action]:
+        track, genre = int(args[0]), str(args[1])
+        if genre and genre not in self._preset.genres:
+            raise ValueError(f"unknown genre {genre!r} (known: {', '.join(self._preset.genres)})")
+        self._set(track, genre=genre)
+        return []
+
+    def _osc_temperature(self, args: tuple, sender: Sender, time: float) -> list[Action]:
+        value = float(args[1])
+        if not 0.01 <= value <= 5.0:
+            raise ValueError(f"temperature must be 0.01..5.0, got {value:g}")
+        self._set(int(args[0]), temperature=value)
+        return []
+
+    def _osc_bars(self, args: tuple, sender: Sender, time: float) -> list[Action]:
+        bars = int(args[1])
+        if not 1 <= bars <= 64:
+            raise ValueError(f"bars must be 1..64, got {bars}")
+        self._set(int(args[0]), phrase_bars=bars)
+        return []
+
+    def _osc_position(self, args: tuple, sender: Sender, time: float) -> list[Action]:
+        value = float(args[1])
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"position must be 0..1, got {value:g}")
+        self._set(int(args[0]), position=value)
+        return []
+
+    def _osc_capture(self, args: tuple, sender: Sender, time: float) -> list[Action]:
+        ts = self._get_track(int(args[0]))
+        beat = self._map.beat_at(time)
+        ts.request_capture(str(args[1]), beat, self._lead(self._grid.bar_at(beat)))
+        return self._states(time)
+
+    def _osc_end_call(self, args: tuple, sender: Sender, time: float) -> list[Action]:
+        ts = self._get_track(int(args[0]))
+        if ts.mode != "continue":
+            raise ValueError(f"track {ts.track} is in {ts.mode} mode, not continue")
+        return self._end_call(ts, time) + self._states(time)
+
+    def _osc_tempo(self, args: tuple, sender: Sender, time: float) -> list[Action]:
+        bpm = float(args[0])
+        if not 20.0 <= bpm <= 400.0:
+            raise ValueError(f"tempo must be 20..400 BPM, got {bpm:g}")
+        self._clock.internal.set_tempo(bpm, time)
+        return self._sync(time)
+
+    def _osc_preset(self, args: tuple, sender: Sender, time: float) -> list[Action]:
+        if self._preset_loader is None:
+            raise ValueError("loading presets is not available here")
+        try:
+            preset = self._preset_loader(str(args[0]))
+        except Exception as exc:  # noqa: BLE001 - any loader failure is the user's message
+            return self.handle_bad_message("/musebridge/preset", str(exc), sender, time)
+        return self.load_preset(preset, time)
+
+    def load_preset(self, preset: Preset, time: float) -> list[Action]:
+        """Switch to `preset`: every track takes its settings (clips are kept), output is cleared."""
+        self._preset = preset
+        out: list[Action] = [ClearOutput(None), *self._to_clients("/musebridge/out/panic", ())]
+        beat = self._map.beat_at(time)
+        if self._grid.meter_at(beat) != preset.meter:
+            self._grid.change_meter(preset.meter, beat)
+        if abs(self._clock.internal.tempo_map.bpm - preset.tempo) > 1e-9:
+            self._clock.internal.set_tempo(preset.tempo, time)
+        for track_id in set(self._tracks) | set(preset.tracks):
+            ts = self._get_track(track_id)
+            ts.settings = preset.track(track_id)
+            ts.reset_progress()
+            if self._bar is not None:
+                ts.phrase_start = self._grid.bar_start(self._bar)
+        self._jobs = {k: p for k, p in self._jobs.items() if p.reply_to is not None}
+        return out + self._sync(time) + self._states(time)
+
+    def _osc_panic(self, args: tuple, sender: Sender, time: float) -> list[Action]:
+        return self.panic(time)
+
+
+OSC_HANDLERS: dict[str, Callable[[Any, tuple, Sender, float], list[Action]]] = {
+    "/musebridge/hello": OscControl._osc_hello,
+    "/musebridge/ping": OscControl._osc_ping,
+    "/musebridge/status": OscControl._osc_status,
+    "/musebridge/transport": OscControl._osc_transport,
+    "/musebridge/note": OscControl._osc_note,
+    "/musebridge/clip": OscControl._osc_clip,
+    "/musebridge/mode": OscControl._osc_mode,
+    "/musebridge/genre": OscControl._osc_genre,
+    "/musebridge/temperature": OscControl._osc_temperature,
+    "/musebridge/bars": OscControl._osc_bars,
+    "/musebridge/capture": OscControl._osc_capture,
+    "/musebridge/position": OscControl._osc_position,
+    "/musebridge/end_call": OscControl._osc_end_call,
+    "/musebridge/tempo": OscControl._osc_tempo,
+    "/musebridge/preset": OscControl._osc_preset,
+    "/musebridge/panic": OscControl._osc_panic,
+}
