@@ -128,10 +128,13 @@ class Generator(nn.Module):
         )
         self.output = nn.Linear(config.generator_size, config.step_size)
 
-    def noise(self, batch: int, steps: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Uniform noise [B, T, noise_size] in [0, 1), on the module's device."""
+    def noise(
+        self, batch: int, steps: int, generator: torch.Generator | None = None, scale: float = 1.0
+    ) -> torch.Tensor:
+        """Uniform noise [B, T, noise_size] in [0, 1), squeezed around 0.5 by `scale` (1.0 = as trained)."""
         device = self.output.weight.device
-        return torch.rand(batch, steps, self.config.noise_size, generator=generator, device=device)
+        noise = torch.rand(batch, steps, self.config.noise_size, generator=generator, device=device)
+        return noise if scale == 1.0 else 0.5 + (noise - 0.5) * scale
 
     def teacher_forced(
         self, real: torch.Tensor, noise: torch.Tensor
@@ -167,16 +170,22 @@ class Generator(nn.Module):
 
     @torch.inference_mode()
     def continue_call(
-        self, call: torch.Tensor, steps: int, generator: torch.Generator | None = None
+        self,
+        call: torch.Tensor,
+        steps: int,
+        generator: torch.Generator | None = None,
+        noise_scale: float = 1.0,
     ) -> torch.Tensor:
         """Prime on `call` [B, Tc, F] (scaled real steps; Tc may be 0), then generate `steps` more.
 
         Returns [B, steps, F] scaled features."""
         batch, call_steps = call.shape[0], call.shape[1]
         if call_steps == 0:
-            return self.run(steps, self.noise(batch, steps, generator))
-        _, state = self.teacher_forced(call, self.noise(batch, call_steps, generator))
-        return self.run(steps, self.noise(batch, steps, generator), previous=call[:, -1], state=state)
+            return self.run(steps, self.noise(batch, steps, generator, noise_scale))
+        _, state = self.teacher_forced(call, self.noise(batch, call_steps, generator, noise_scale))
+        return self.run(
+            steps, self.noise(batch, steps, generator, noise_scale), previous=call[:, -1], state=state
+        )
 
 
 class Discriminator(nn.Module):
@@ -217,6 +226,7 @@ class CRNNGAN(nn.Module):
         seed: int = 0,
         grid_beats: float = 0.25,
         batch: int = 1,
+        noise_scale: float = 1.0,
     ) -> list[np.ndarray]:
         """`batch` continuations (tones.py arrays [steps, F]) of a call's tone array [Tc, F] (Tc may be 0)."""
         width = self.config.step_size
@@ -224,7 +234,7 @@ class CRNNGAN(nn.Module):
         device = self.generator.output.weight.device
         scaled = torch.from_numpy(to_model_space(call, self.config.tones_per_step)).to(device)
         rng = torch.Generator(device=device).manual_seed(int(seed))
-        out = self.generator.continue_call(scaled.unsqueeze(0).expand(batch, -1, -1), steps, rng)
+        out = self.generator.continue_call(scaled.unsqueeze(0).expand(batch, -1, -1), steps, rng, noise_scale)
         return [from_model_space(row.cpu().numpy(), self.config.tones_per_step, grid_beats) for row in out]
 
 
