@@ -27,6 +27,7 @@ var CLOCK_INTERVAL_MS = 5;       // transport poll and note scheduling
 var POLL_INTERVAL_MS = 1000;     // status poll, hello while disconnected
 var SILENT_POLLS_BEFORE_OFFLINE = 3;
 var MIN_NOTE_BEATS = 1.0 / 64.0;
+var REFRESH_TICKS = 20;          // re-read tempo, meter and play state every 20 ticks (100 ms)
 var JUMP_BACK_BEATS = 0.05;      // song time moving back more than this is a jump (loop, relocate)
 
 // ---- settings (Live parameters feed these) ----
@@ -37,7 +38,8 @@ var settings = {
 
 // ---- connection ----
 var link = { connected: false, silentPolls: SILENT_POLLS_BEFORE_OFFLINE, version: "", model: "",
-             latencyMs: -1, state: "", lastError: "" };
+             latencyMs: -1, state: "", lastError: "", errorPollsLeft: 0 };
+var ERROR_SHOWN_POLLS = 5;       // a daemon error stays on the status line this many polls
 
 // ---- transport (Live's song) ----
 var song = null;          // LiveAPI("live_set"), made in init() once the device is in Live
@@ -127,7 +129,11 @@ function oscSend(address, args) {
 
 function init() {
     // Called by live.thisdevice once the device is part of the Live set (Live API usable).
-    song = new LiveAPI("live_set");
+    if (!song) {
+        song = new LiveAPI("live_set");
+        observeSong();
+    }
+    refreshSongProperties();
     applyPorts();
     if (!clock) {
         clock = new Task(onClock, this);
@@ -159,6 +165,10 @@ function notifydeleted() {
 }
 
 function onPoll() {
+    if (link.lastError && --link.errorPollsLeft <= 0) {
+        link.lastError = "";
+        refreshStatus();
+    }
     if (!link.connected || link.silentPolls >= SILENT_POLLS_BEFORE_OFFLINE) {
         if (link.connected) {
             link.connected = false;
@@ -193,14 +203,43 @@ function sendSettings() {
 // Transport: read Live's song, report it, run the output queue
 // =====================================================================
 
+var SONG_PROPERTIES = ["is_playing", "tempo", "signature_numerator", "signature_denominator"];
+var songProperties = { is_playing: 0, tempo: 120.0, signature_numerator: 4, signature_denominator: 4 };
+var songObservers = [];
+var ticksSinceRefresh = 0;
+
+function refreshSongProperties() {
+    // Read what the observers also report: a fallback that keeps the device right if one is missed.
+    for (var i = 0; i < SONG_PROPERTIES.length; i++) {
+        songProperties[SONG_PROPERTIES[i]] = num(song.get(SONG_PROPERTIES[i]));
+    }
+    ticksSinceRefresh = 0;
+}
+
+function songPropertyChanged(args) {
+    // LiveAPI observer callback: args is [property, value] (or ["id", n] when the object changes).
+    if (!args || args.length < 2 || !songProperties.hasOwnProperty(args[0])) { return; }
+    songProperties[args[0]] = num(args[1]);
+    onClock();  // react now: a stop releases notes at once
+}
+
+function observeSong() {
+    for (var i = 0; i < SONG_PROPERTIES.length; i++) {
+        var observer = new LiveAPI(songPropertyChanged, "live_set");
+        observer.property = SONG_PROPERTIES[i];
+        songObservers.push(observer);
+    }
+}
+
 function readSong() {
+    // Song time is read every time (it moves); the rest comes from observers and a periodic refresh.
     if (!song) { return null; }
     return {
         beat: num(song.get("current_song_time")),
-        playing: num(song.get("is_playing")) ? 1 : 0,
-        tempo: num(song.get("tempo")),
-        num: Math.max(1, Math.round(num(song.get("signature_numerator")))),
-        den: Math.max(1, Math.round(num(song.get("signature_denominator"))))
+        playing: songProperties.is_playing ? 1 : 0,
+        tempo: songProperties.tempo,
+        num: Math.max(1, Math.round(songProperties.signature_numerator)),
+        den: Math.max(1, Math.round(songProperties.signature_denominator))
     };
 }
 
@@ -211,6 +250,7 @@ function sendTransport() {
 }
 
 function onClock() {
+    if (song && ++ticksSinceRefresh >= REFRESH_TICKS) { refreshSongProperties(); }
     var now = readSong();
     if (!now) { return; }
     var changed = !transport.known || now.playing !== transport.playing || now.tempo !== transport.tempo
@@ -400,6 +440,7 @@ var handlers = {
     },
     "/musebridge/error": function (args) {
         link.lastError = String(args[0]);
+        link.errorPollsLeft = ERROR_SHOWN_POLLS;
         post("musebridge: daemon refused " + args[1] + ": " + args[0] + "\n");
         refreshStatus();
     }

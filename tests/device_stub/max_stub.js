@@ -72,8 +72,11 @@ function createMax(sourcePath, options) {
     return { kind: "none", path: "" };
   }
 
+  const observers = [];
+
   function LiveAPI() {
     const args = Array.prototype.slice.call(arguments);
+    this.callback = typeof args[0] === "function" ? args[0] : null;
     const path = args.filter((a) => typeof a === "string").join(" ");
     const found = resolve(path);
     this.kind = found.kind;
@@ -83,6 +86,15 @@ function createMax(sourcePath, options) {
     this._target = found.target;
     record({ kind: "liveapi", op: "new", path: path, resolved: found.path });
   }
+  // Setting .property on a LiveAPI made with a callback observes that property (as in Max).
+  Object.defineProperty(LiveAPI.prototype, "property", {
+    get: function () { return this._property || ""; },
+    set: function (name) {
+      this._property = name;
+      record({ kind: "liveapi", op: "observe", path: this.unquotedpath, args: [name] });
+      if (this.callback) observers.push(this);
+    },
+  });
   LiveAPI.prototype.get = function (property) {
     const t = this._target;
     let value;
@@ -196,6 +208,17 @@ function createMax(sourcePath, options) {
         if (task.name === name && task.running) { task.execute(); return true; }
       }
       return false;
+    },
+    // Change song properties as Live would: observers of a changed property hear about it.
+    setSong: function (changes, silent) {
+      const changed = Object.keys(changes).filter((key) => live.song[key] !== changes[key]);
+      Object.assign(live.song, changes);
+      if (silent) return;
+      for (const key of changed) {
+        for (const api of observers) {
+          if (api.kind === "song" && api._property === key) api.callback.call(api, [key, changes[key]]);
+        }
+      }
     },
     deleteDevice: function () {
       if (typeof context.notifydeleted === "function") context.notifydeleted();

@@ -104,7 +104,7 @@ const timer = setInterval(() => {
     return;
   }
   if (playStart === null) {
-    if (connected) { playStart = now; song.is_playing = 1; }
+    if (connected) { playStart = now; max.setSong({ is_playing: 1 }); }
     else if (now > (scenario.connect_timeout_s || 10)) { clearInterval(timer); finish(3); }
   }
   while (input.length && input[0].beat <= songBeat()) {
@@ -113,7 +113,7 @@ const timer = setInterval(() => {
   }
   if (playStart !== null && songBeat() >= scenario.stop_beat && song.is_playing) {
     stoppedAt = songBeat();
-    song.is_playing = 0;
+    max.setSong({ is_playing: 0 });
     max.runTask("onClock");
     clearInterval(timer);
     setTimeout(() => finish(0), 300);

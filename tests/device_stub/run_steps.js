@@ -1,6 +1,7 @@
 // Run the device JS through a list of steps (JSON on stdin) and print the event log (JSON).
 //
 // Steps: {"op": "send", "selector": s, "args": [...]}, {"op": "song", ...song properties},
+//        ("silent": true: observers are not told, as if Live missed a notification),
 //        {"op": "clock"}, {"op": "poll"}, {"op": "delete"}, {"op": "select", "clip": [track, slot]},
 //        {"op": "mark", "label": s}.
 // Output: {"log": [...events...], "tracks": the Live set's tracks at the end}.
@@ -16,7 +17,9 @@ function main() {
   for (const step of input.steps) {
     if (step.op === "send") max.send(step.selector, step.args || []);
     else if (step.op === "song") {
-      for (const key of Object.keys(step)) if (key !== "op") max.live.song[key] = step[key];
+      const changes = {};
+      for (const key of Object.keys(step)) if (key !== "op" && key !== "silent") changes[key] = step[key];
+      max.setSong(changes, Boolean(step.silent));
     } else if (step.op === "clock") max.runTask("onClock");
     else if (step.op === "poll") max.runTask("onPoll");
     else if (step.op === "delete") max.deleteDevice();

@@ -373,3 +373,33 @@ def test_status_line_shows_connection_model_and_latency() -> None:
     lines = [e["args"][1] for e in result["log"] if e["kind"] == "outlet" and e["outlet"] == 3]
     assert lines[0].startswith("no daemon on port 9000")
     assert lines[-1] == "connected | thru | cyclegan-celtic | 12 ms"
+
+
+def test_song_properties_come_from_observers_with_a_periodic_refresh() -> None:
+    start = [*CONNECT, song(is_playing=1), CLOCK, send("/musebridge/out/note", 0, 60, 100, 0.5, 8.0)]
+    start += [song(current_song_time=0.5), CLOCK]
+    observed = run([*start, song(is_playing=0)])  # no clock tick: the observer alone reacts
+    assert midi(observed) == [(0.5, 60, 100), (0.5, 60, 0)]
+    assert osc(observed, "/musebridge/transport")[-1][-1] == 0
+
+    missed = [*start, song(is_playing=0, silent=True)]  # Live's notification lost: the refresh catches it
+    one_tick = run([*missed, CLOCK])
+    assert midi(one_tick) == [(0.5, 60, 100)]
+    caught = run([*missed, *[CLOCK] * 20])
+    assert midi(caught) == [(0.5, 60, 100), (0.5, 60, 0)]
+
+    gets = [
+        e for e in caught["log"] if e["kind"] == "liveapi" and e["op"] == "get" and e["args"] == ["tempo"]
+    ]
+    assert len(gets) <= 3, "tempo is observed, not polled on every tick"
+
+
+def test_a_daemon_error_shows_on_the_status_line_for_a_while() -> None:
+    status = send("/musebridge/status", "thru", "osc", 120.0, 0, 0.0, "thru", 0, 0, 1.0, 1)
+    steps = [*CONNECT, send("/musebridge/error", "bars must be 1..64", "/musebridge/bars")]
+    result = run([*steps, *[POLL, status] * 6])
+    lines = [e["args"][1] for e in result["log"] if e["kind"] == "outlet" and e["outlet"] == 3]
+    shown = [i for i, line in enumerate(lines) if "error: bars must be 1..64" in line]
+    assert shown and shown[-1] < len(lines) - 1
+    assert lines[-1] == "connected | thru | thru | 1 ms"
+    assert any("daemon refused /musebridge/bars" in text for text in posts(result))
