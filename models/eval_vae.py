@@ -241,3 +241,34 @@ def format_report(metrics: dict[str, Any]) -> str:
         lines.append(f"attribute {name}: amounts {effect['amounts']} -> mean {effect['mean_value']} "
                      f"(monotone {effect['monotone']})")
     return "\n".join(lines)
+
+
+def time_interpolation(
+    vae: Any, steps: int = 8, repeats: int = 50, warmup: int = 5, bars: int | None = None
+) -> dict[str, float]:
+    """Wall time of one interpolation of `steps` phrases between two phrases (MusicVAEPhraseModel):
+    encode A and B, slerp, one batched decode, tokens back to phrases. p50/p90/max in milliseconds."""
+    import time
+
+    from musebridge.core.music import Meter, Note, Phrase
+
+    bars = bars or vae.model.config.bars
+    clip_a = Phrase(tuple(Note(60 + (i * 3) % 12, 80, i * 0.5, 0.5) for i in range(bars * 8)), bars, Meter())
+    clip_b = Phrase(tuple(Note(72 - (i * 5) % 12, 100, i * 1.0, 1.0) for i in range(bars * 4)), bars, Meter())
+    positions = [(i + 1) / (steps + 1) for i in range(steps)]
+    samples = []
+    for index in range(warmup + repeats):
+        began = time.perf_counter()
+        vae.interpolate_phrases(clip_a, clip_b, positions, bars)
+        if index >= warmup:
+            samples.append((time.perf_counter() - began) * 1000.0)
+    values = np.array(samples)
+    return {
+        "steps": steps,
+        "bars": bars,
+        "repeats": repeats,
+        "threads": torch.get_num_threads(),
+        "p50_ms": float(np.percentile(values, 50)),
+        "p90_ms": float(np.percentile(values, 90)),
+        "max_ms": float(values.max()),
+    }

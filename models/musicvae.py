@@ -115,6 +115,48 @@ def _choose(logits: torch.Tensor, temperature: float, generator: torch.Generator
     return torch.multinomial(probs, 1, generator=generator).squeeze(1)
 
 
+class _LSTMStepper:
+    """Step-by-step inference of an nn.LSTM whose input is [one_hot(token), constant conditioning].
+
+    The one-hot part of the first layer's input projection becomes a row lookup and the constant part
+    is projected once, so a step costs one hidden-to-hidden matmul per layer (plus the input matmul of
+    layers > 0). Gate order follows torch: input, forget, cell, output.
+    """
+
+    def __init__(self, lstm: nn.LSTM, num_classes: int) -> None:
+        self.layers = lstm.num_layers
+        first = lstm.weight_ih_l0
+        self.num_classes = num_classes
+        self.token_rows = first[:, :num_classes].t().contiguous()  # (C, 4H)
+        self.condition_weight = first[:, num_classes:].t()  # (E, 4H)
+        self.first_bias = lstm.bias_ih_l0 + lstm.bias_hh_l0
+        upper = range(1, self.layers)
+        self.hidden_weights = [getattr(lstm, f"weight_hh_l{k}").t().contiguous() for k in range(self.layers)]
+        self.input_weights = [getattr(lstm, f"weight_ih_l{k}").t().contiguous() for k in upper]
+        self.biases = [getattr(lstm, f"bias_ih_l{k}") + getattr(lstm, f"bias_hh_l{k}") for k in upper]
+
+    def condition(self, conditioning: torch.Tensor) -> torch.Tensor:
+        """(N, E) constant inputs -> (N, 4H) first-layer gate contribution, biases included."""
+        return torch.addmm(self.first_bias, conditioning, self.condition_weight)
+
+    def step(
+        self, gates_in: torch.Tensor, h: list[torch.Tensor], c: list[torch.Tensor]
+    ) -> torch.Tensor:
+        """One step for all layers; h and c (lists of (N, H)) are updated in place; returns the top h."""
+        x = h[0]
+        for k in range(self.layers):
+            if k == 0:
+                gates = torch.addmm(gates_in, h[0], self.hidden_weights[0])
+            else:
+                gates = torch.addmm(self.biases[k - 1], x, self.input_weights[k - 1])
+                gates.addmm_(h[k], self.hidden_weights[k])
+            i, f, g, o = gates.chunk(4, dim=1)
+            c[k] = torch.sigmoid(f) * c[k] + torch.sigmoid(i) * torch.tanh(g)
+            h[k] = torch.sigmoid(o) * torch.tanh(c[k])
+            x = h[k]
+        return x
+
+
 class BidirectionalEncoder(nn.Module):
     """q(z|x): bi-LSTM over one-hot tokens -> (mu, sigma), each (B, z)."""
 
@@ -167,17 +209,18 @@ class FlatDecoder(nn.Module):
     ) -> torch.Tensor:
         """Autoregressive tokens (B, T) from z (B, z): argmax at temperature 0."""
         cfg = self.config
-        batch = z.shape[0]
-        state = _initial_state(self.init_state, z, cfg.decoder_layers, cfg.decoder_size)
-        z_step = z[:, None, :]  # (B, 1, z)
-        step_input = torch.zeros(batch, 1, cfg.num_classes + cfg.z_size, device=z.device)
-        step_input[:, :, cfg.num_classes:] = z_step
-        tokens = torch.empty(batch, cfg.steps, dtype=torch.long, device=z.device)
+        stepper = _LSTMStepper(self.lstm, cfg.num_classes)
+        h0, c0 = _initial_state(self.init_state, z, cfg.decoder_layers, cfg.decoder_size)
+        h, c = list(h0.unbind(0)), list(c0.unbind(0))
+        from_z = stepper.condition(z)  # (B, 4H)
+        out_weight, out_bias = self.to_logits.weight.t(), self.to_logits.bias
+        tokens = torch.empty(z.shape[0], cfg.steps, dtype=torch.long, device=z.device)
+        gates_in = from_z  # the start input is the zero vector
         for t in range(cfg.steps):
-            output, state = self.lstm(step_input, state)
-            chosen = _choose(self.to_logits(output[:, 0]), temperature, generator)
+            top = stepper.step(gates_in, h, c)
+            chosen = _choose(torch.addmm(out_bias, top, out_weight), temperature, generator)
             tokens[:, t] = chosen
-            step_input[:, 0, : cfg.num_classes] = F.one_hot(chosen, cfg.num_classes).float()
+            gates_in = from_z + stepper.token_rows[chosen]
         return tokens
 
 
@@ -231,17 +274,22 @@ class HierarchicalDecoder(nn.Module):
         cfg = self.config
         batch = z.shape[0]
         embeddings = self.bar_embeddings(z)  # (B, bars, E)
+        stepper = _LSTMStepper(self.core, cfg.num_classes)
+        out_weight, out_bias = self.to_logits.weight.t(), self.to_logits.bias
         tokens = torch.empty(batch, cfg.steps, dtype=torch.long, device=z.device)
-        step_input = torch.zeros(batch, 1, cfg.num_classes + cfg.conductor_size, device=z.device)
+        chosen = None
         for bar in range(cfg.bars):
             embedding = embeddings[:, bar]  # (B, E)
-            state = _initial_state(self.core_init, embedding, cfg.decoder_layers, cfg.decoder_size)
-            step_input[:, 0, cfg.num_classes:] = embedding
+            h0, c0 = _initial_state(self.core_init, embedding, cfg.decoder_layers, cfg.decoder_size)
+            h, c = list(h0.unbind(0)), list(c0.unbind(0))
+            from_bar = stepper.condition(embedding)  # (B, 4H)
+            # the first step of a bar reads the previous bar's last token (zero vector at the start)
+            gates_in = from_bar if chosen is None else from_bar + stepper.token_rows[chosen]
             for s in range(cfg.steps_per_bar):
-                output, state = self.core(step_input, state)
-                chosen = _choose(self.to_logits(output[:, 0]), temperature, generator)
+                top = stepper.step(gates_in, h, c)
+                chosen = _choose(torch.addmm(out_bias, top, out_weight), temperature, generator)
                 tokens[:, bar * cfg.steps_per_bar + s] = chosen
-                step_input[:, 0, : cfg.num_classes] = F.one_hot(chosen, cfg.num_classes).float()
+                gates_in = from_bar + stepper.token_rows[chosen]
         return tokens
 
 
