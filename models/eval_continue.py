@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from musebridge.core.music import Note, Phrase
@@ -201,3 +203,235 @@ def mean_fit(pairs: Iterable[tuple[Phrase, Phrase]]) -> dict[str, float]:
         for key in rows[0]:
             out[key] = float(np.mean([r[key] for r in rows]))
     return out
+
+
+# ---- `musebridge eval continue` ----------------------------------------------------------------------
+
+
+def wavenet_scores(
+    model, calls_and_answers: Sequence[tuple[Phrase, Phrase]], genres: Sequence[int] | None
+) -> dict:
+    """Teacher-forced NLL (nats/step) and accuracy of a WaveNet over whole call+answer windows, and over
+    the answer steps only (each conditioned on its call)."""
+    import torch
+    import torch.nn.functional as F
+
+    from .encoding import melody
+
+    rows = []
+    for call, answer in calls_and_answers:
+        rows.append(np.concatenate([melody.encode_phrase(call), melody.encode_phrase(answer)]))
+    tokens = torch.as_tensor(np.stack(rows))
+    answer_from = melody.encode_phrase(calls_and_answers[0][0]).size
+    steps_per_bar = melody.steps_per_bar(calls_and_answers[0][0].meter)
+    genre = torch.as_tensor(list(genres)) if genres is not None and model.config.num_genres else None
+    nll_sum = torch.zeros(tokens.shape[1])
+    correct = torch.zeros(tokens.shape[1])
+    with torch.no_grad():
+        for begin in range(0, tokens.shape[0], 64):
+            batch = tokens[begin : begin + 64]
+            inputs, positions = model.teacher_forced_inputs(batch, steps_per_bar)
+            logits = model(inputs, positions, genre[begin : begin + 64] if genre is not None else None)
+            nll = F.cross_entropy(logits.transpose(1, 2), batch, reduction="none")  # [B, T]
+            nll_sum += nll.sum(0)
+            correct += (logits.argmax(-1) == batch).float().sum(0)
+    n = tokens.shape[0]
+    return {
+        "nll": float(nll_sum.sum() / (n * tokens.shape[1])),
+        "accuracy": float(correct.sum() / (n * tokens.shape[1])),
+        "answer_nll": float(nll_sum[answer_from:].sum() / (n * (tokens.shape[1] - answer_from))),
+        "answer_accuracy": float(correct[answer_from:].sum() / (n * (tokens.shape[1] - answer_from))),
+        "windows": n,
+    }
+
+
+def _spread(items: list, count: int) -> list:
+    if len(items) <= count:
+        return items
+    picks = np.linspace(0, len(items) - 1, count).round().astype(int)
+    return [items[i] for i in picks]
+
+
+def evaluate(
+    models: dict[str, Any],
+    pairs: Sequence[tuple[Phrase, Phrase]],
+    genres: Sequence[str],
+    answer_bars: int,
+    temperature: float = 1.0,
+    seed: int = 0,
+) -> dict:
+    """All metrics for (call, real answer) pairs and ContinuePhraseModels {name: model}."""
+    from musebridge.core.model_protocol import ModelRequest
+
+    real = mean_statistics(answer for _, answer in pairs)
+    result: dict[str, Any] = {
+        "real": real,
+        "real_fit": mean_fit(pairs),
+        "models": {},
+    }
+    for name, model in models.items():
+        continuations, free = [], []
+        for index, (call, _answer) in enumerate(pairs):
+            request = ModelRequest(
+                "continue", call, answer_bars, genre=genres[index], temperature=temperature, seed=seed + index
+            )
+            continuations.append(model.generate(request))
+            empty = Phrase(notes=(), bars=call.bars, meter=call.meter)
+            free.append(
+                model.generate(
+                    ModelRequest(
+                        "continue",
+                        empty,
+                        answer_bars,
+                        genre=genres[index],
+                        temperature=temperature,
+                        seed=seed + index,
+                    )
+                )
+            )
+        free_stats, cont_stats = mean_statistics(free), mean_statistics(continuations)
+        entry: dict[str, Any] = {
+            "kind": model.kind,
+            "free": free_stats,
+            "free_gaps": relative_gaps(free_stats, real),
+            "continuation": cont_stats,
+            "continuation_gaps": relative_gaps(cont_stats, real),
+            "fit": mean_fit(zip([c for c, _ in pairs], continuations, strict=True)),
+        }
+        if model.kind == "wavenet":
+            genre_ids = [model.genres.index(g) if g in model.genres else 0 for g in genres]
+            entry["likelihood"] = wavenet_scores(model.model, pairs, genre_ids)
+        goals = [
+            g["within_10pct"] for part in ("free_gaps", "continuation_gaps") for g in entry[part].values()
+        ]
+        entry["goals_met"] = f"{sum(goals)}/{len(goals)}"
+        result["models"][name] = entry
+    return result
+
+
+def format_report(result: dict) -> str:
+    """A plain-text table of `evaluate`'s result."""
+    lines = [f"{'':28s}" + "".join(f"{k:>19s}" for k in STAT_KEYS)]
+
+    def row(label: str, stats: dict, gaps: dict | None = None) -> str:
+        cells = []
+        for key in STAT_KEYS:
+            value = stats.get(key, float("nan"))
+            gap = f" ({gaps[key]['gap'] * 100:+.0f}%)" if gaps and key in gaps else ""
+            cells.append(f"{value:>11.3f}{gap:>8s}")
+        return f"{label:28s}" + "".join(cells)
+
+    lines.append(row("real answers", result["real"]))
+    for name, entry in result["models"].items():
+        lines.append(row(f"{name} free", entry["free"], entry["free_gaps"]))
+        lines.append(row(f"{name} continuation", entry["continuation"], entry["continuation_gaps"]))
+    lines.append("(%) = gap to the real value; goal: within 10%")
+    lines.append("")
+    fit = result["real_fit"]
+    lines.append(
+        "continuation fit (fraction of answer notes in the call's scale / range, mean pitch distance)"
+    )
+    lines.append(
+        f"  real answers: in_scale {fit.get('in_scale', 0):.3f}  in_range {fit.get('in_range', 0):.3f}"
+        f"  distance {fit.get('mean_pitch_distance', 0):.2f}"
+    )
+    for name, entry in result["models"].items():
+        f = entry["fit"]
+        lines.append(
+            f"  {name}: in_scale {f.get('in_scale', 0):.3f}  in_range {f.get('in_range', 0):.3f}"
+            f"  distance {f.get('mean_pitch_distance', 0):.2f}   goals met {entry['goals_met']}"
+        )
+        if "likelihood" in entry:
+            s = entry["likelihood"]
+            lines.append(
+                f"  {name}: test NLL {s['nll']:.3f} nats/step, accuracy {s['accuracy']:.3f}; answer steps "
+                f"NLL {s['answer_nll']:.3f}, accuracy {s['answer_accuracy']:.3f}"
+            )
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    """`musebridge eval continue` (options in bridge/commands/continue_.py)."""
+    import json
+    import shlex
+    import sys
+
+    from musebridge.core.music import Meter
+    from musebridge.errors import UserError
+
+    from .continue_phrase_model import DEFAULT_CHECKPOINTS, ContinuePhraseModel, update_card_metrics
+    from .data.dataset import TuneDataset
+
+    paths = list(args.checkpoint or [p for p in DEFAULT_CHECKPOINTS.values() if p.is_file()])
+    if not paths:
+        raise UserError("no checkpoints: pass --checkpoint X.pt (none shipped yet)")
+    models = {}
+    for path in paths:
+        try:
+            model = ContinuePhraseModel.from_checkpoint(path)
+        except ValueError as error:
+            raise UserError(str(error)) from error
+        models[f"{model.kind}:{Path(path).stem}"] = model
+    try:
+        data = TuneDataset.load(args.data)
+        wanted = (
+            args.genres or sorted({g for m in models.values() for g in m.genres} & set(data.genres)) or None
+        )
+        windows = data.windows(
+            args.call_bars + args.bars,
+            args.split,
+            wanted,
+            Meter(4, 4),
+            hop_bars=args.call_bars + args.bars,
+            min_notes=4,
+            regroup=True,
+        )
+    except ValueError as error:
+        raise UserError(str(error)) from error
+    windows = _spread(windows, args.windows)
+    if not windows:
+        raise UserError(f"no {args.call_bars + args.bars}-bar windows in the {args.split} split")
+    pairs, genres = [], []
+    for window in windows:
+        phrase = data.window_phrase(window)
+        split_at = args.call_bars * phrase.meter.beats_per_bar
+        call = Phrase(
+            tuple(n for n in phrase.notes if n.start < split_at), args.call_bars, phrase.meter
+        ).clipped()
+        answer = Phrase(
+            tuple(n.shifted(-split_at) for n in phrase.notes if n.start >= split_at), args.bars, phrase.meter
+        )
+        pairs.append((call, answer))
+        genres.append(data.tunes[window.tune_index].genre)
+    result = evaluate(models, pairs, genres, args.bars, args.temperature, args.seed)
+    result.update(
+        split=args.split,
+        windows=len(pairs),
+        call_bars=args.call_bars,
+        answer_bars=args.bars,
+        genres=sorted(set(genres)),
+        command=shlex.join(["musebridge", *sys.argv[1:]]),
+    )
+    print(format_report(result))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2))
+        print(f"wrote {args.json}")
+    if args.update_card:
+        for (name, _model), path in zip(models.items(), paths, strict=True):
+            shared = {
+                k: result[k]
+                for k in (
+                    "split",
+                    "windows",
+                    "call_bars",
+                    "answer_bars",
+                    "genres",
+                    "command",
+                    "real",
+                    "real_fit",
+                )
+            }
+            card = update_card_metrics(path, {**shared, **result["models"][name]})
+            print(f"updated {card}")
+    return 0

@@ -13,7 +13,8 @@ C-RNN-GAN (Mogren 2016), in two phases:
 Deviations from the paper, for CPU budgets: Adam instead of SGD 0.1, smaller LSTMs (the paper's 2 x 350
 is `CRNNGANConfig.paper()`), no L2 term.
 
-Every run writes into --out-dir: run.pt (resumable), train_log.csv, train_curves.png; with --export, the
+Command line: bridge/commands/continue_.py (`register_train`). Every run writes into --out-dir:
+run.pt (resumable), train_log.csv, train_curves.png; with --export, the
 shipped checkpoint (.pt) and its model card (.yaml). Batches and noise are drawn from generators seeded
 by (seed, step), so runs are repeatable.
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -474,36 +476,6 @@ def synthetic_steps(count: int, length: int, seed: int = 0, tones_per_step: int 
 # ---- command line -----------------------------------------------------------------------------------
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `musebridge train continue`."""
-    parser.add_argument("--model", choices=MODELS, required=True, help="which continuation model to train")
-    parser.add_argument("--data", default=None, help="dataset .npz (default: the built cache)")
-    parser.add_argument("--genres", nargs="*", default=None, help="genres to train on (default: all)")
-    parser.add_argument("--synthetic", action="store_true", help="toy scales/arpeggios instead of a dataset")
-    parser.add_argument(
-        "--out-dir", required=True, help="run folder: run.pt, train_log.csv, train_curves.png"
-    )
-    parser.add_argument("--export", default=None, help="write the shipped checkpoint here (+ .yaml card)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out-dir")
-    parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    parser.add_argument("--window-bars", type=int, default=8, help="bars per training window")
-    parser.add_argument(
-        "--size", choices=("cpu", "paper"), default="cpu", help="crnngan: 2x128 or the paper's 2x350"
-    )
-    parser.add_argument("--channels", type=int, default=64, help="wavenet residual channels")
-    parser.add_argument("--blocks", type=int, default=2, help="wavenet blocks of dilations 1..32")
-    parser.add_argument("--genre-conditioning", action="store_true", help="wavenet: condition on the genre")
-    parser.add_argument(
-        "--sequence-length", type=int, default=32, help="crnngan: steps per training sequence"
-    )
-    parser.add_argument("--pretrain-steps", type=int, default=1000, help="crnngan: MSE pretraining steps")
-    parser.add_argument("--no-progress", action="store_true")
-
-
 def run(args: argparse.Namespace) -> int:
     """`musebridge train continue`: load data, train, write the run folder and optionally export."""
     from musebridge.errors import UserError
@@ -592,7 +564,7 @@ def run(args: argparse.Namespace) -> int:
     print("final: " + ", ".join(f"{k}={v:.4g}" for k, v in final.items()), file=sys.stderr)
     if args.export:
         training = {
-            "command": "musebridge train continue " + " ".join(sys.argv[3:] if len(sys.argv) > 3 else []),
+            "command": shlex.join(["musebridge", *sys.argv[1:]]),
             "options": asdict(options),
             "steps": result.step,
             "windows": windows,
@@ -602,14 +574,3 @@ def run(args: argparse.Namespace) -> int:
         card = write_card(path, args.model, result.model.config.to_dict(), genres, training)
         print(f"exported {path} and {card}", file=sys.stderr)
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m musebridge.models.train_continue ...` (same options as `musebridge train continue`)."""
-    parser = argparse.ArgumentParser(prog="musebridge train continue")
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,9 +1,196 @@
-"""`musebridge continue` (being built)."""
+"""`musebridge continue in.mid --bars 4 -o out.mid`: call and response offline (WaveNet or C-RNN-GAN).
+
+The whole input file is the call (from bar 1, in its first meter); the output holds the call followed
+by the answer, or the answer alone with --answer-only. Also registers `musebridge train continue` and
+`musebridge eval continue` (their work lives in musebridge.models.train_continue / eval_continue).
+torch is imported only inside the handlers.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
+import warnings
+from pathlib import Path
+
+from musebridge.core.music import Meter, Note, Phrase
+from musebridge.errors import UserError
+
+MODELS = ("wavenet", "crnngan")
+DEFAULT_TEMPO = 120.0
+MAX_BARS = 64
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    subparsers.add_parser("continue", help="(being built)")
+    parser = subparsers.add_parser(
+        "continue",
+        help="answer a played phrase (call and response) with WaveNet or C-RNN-GAN",
+        description="Read a MIDI file as the call, let a continuation model answer it with --bars bars, "
+        "and write the call followed by the answer (or the answer alone) into a MIDI file.",
+    )
+    parser.add_argument("input", type=Path, metavar="in.mid", help="the call")
+    parser.add_argument("--bars", type=int, default=4, help="bars of answer (default 4)")
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="out.mid")
+    parser.add_argument(
+        "--model", choices=MODELS, default="wavenet", help="continuation model (default wavenet)"
+    )
+    parser.add_argument("--checkpoint", type=Path, help="a .pt (default: the shipped one of --model)")
+    parser.add_argument(
+        "--temperature", type=float, default=1.0, help="sampling temperature (wavenet: 0 = argmax)"
+    )
+    parser.add_argument("--genre", default="", help="genre to condition on, if the model knows genres")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="cpu (default), auto, cuda")
+    parser.add_argument("--answer-only", action="store_true", help="write only the answer")
+    parser.set_defaults(handler=run_continue)
+
+
+def read_call(path: Path) -> tuple[Phrase, float]:
+    """(all non-drum notes from bar 1 as one phrase in the first meter, tempo); UserError if unusable."""
+    import pretty_midi
+
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            midi = pretty_midi.PrettyMIDI(str(path))
+    except Exception as error:  # noqa: BLE001 - any parser failure means an unreadable file
+        reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
+        raise UserError(f"{path}: not a readable MIDI file ({reason})") from error
+    meter = Meter()
+    if midi.time_signature_changes:
+        first = midi.time_signature_changes[0]
+        try:
+            meter = Meter(first.numerator, first.denominator)
+        except ValueError:
+            meter = Meter()
+    resolution = float(midi.resolution)
+    notes = []
+    for instrument in midi.instruments:
+        if instrument.is_drum:
+            continue
+        for note in instrument.notes:
+            start = midi.time_to_tick(note.start) / resolution
+            end = midi.time_to_tick(note.end) / resolution
+            if end - start > 1e-6:
+                notes.append(Note(note.pitch, max(1, min(127, note.velocity)), start, end - start))
+    if not notes:
+        raise UserError(f"{path}: no notes (an empty MIDI file, or drums only)")
+    bars = math.floor(max(n.start for n in notes) / meter.beats_per_bar + 1e-9) + 1
+    _times, tempi = midi.get_tempo_changes()
+    tempo = float(tempi[0]) if len(tempi) else DEFAULT_TEMPO
+    return Phrase(tuple(notes), bars, meter), tempo
+
+
+def run_continue(args: argparse.Namespace) -> int:
+    if not 1 <= args.bars <= MAX_BARS:
+        raise UserError(f"--bars must be 1..{MAX_BARS}, got {args.bars}")
+    if not math.isfinite(args.temperature) or args.temperature < 0:
+        raise UserError(f"--temperature must be >= 0, got {args.temperature}")
+    call, tempo = read_call(args.input)
+    from musebridge.commands.interpolate import write_phrases_midi
+    from musebridge.core.model_protocol import ModelRequest
+    from musebridge.models.continue_phrase_model import DEFAULT_CHECKPOINTS, ContinuePhraseModel
+    from musebridge.registry import require_checkpoint, resolve_device
+
+    path = require_checkpoint(args.checkpoint or DEFAULT_CHECKPOINTS[args.model], model=args.model)
+    try:
+        model = ContinuePhraseModel.from_checkpoint(path, resolve_device(args.device))
+    except ValueError as error:
+        raise UserError(str(error)) from error
+    request = ModelRequest(
+        "continue", call, args.bars, genre=args.genre, temperature=args.temperature, seed=args.seed
+    )
+    try:
+        answer = model.generate(request)
+    except ValueError as error:
+        raise UserError(f"{args.input}: {error}") from error
+    write_phrases_midi([answer] if args.answer_only else [call, answer], args.output, tempo)
+    print(
+        f"wrote {args.output}: {'' if args.answer_only else f'call ({call.bars} bars) + '}"
+        f"{model.kind} answer ({args.bars} bars, {len(answer.notes)} notes)"
+    )
+    return 0
+
+
+# ---- musebridge train continue / eval continue ---------------------------------------------------------
+
+
+def register_train(models: argparse._SubParsersAction) -> None:
+    """Adds `musebridge train continue` to the subparsers of `musebridge train`."""
+    parser = models.add_parser(
+        "continue",
+        help="WaveNet or C-RNN-GAN continuation model on the cached dataset",
+        description="Train a continuation model. Writes run.pt (resumable), train_log.csv and "
+        "train_curves.png into --out-dir; --export writes the shipped .pt and its .yaml model card.",
+    )
+    parser.add_argument("--model", choices=MODELS, required=True, help="which continuation model to train")
+    parser.add_argument("--data", default=None, help="dataset .npz (default: the built cache)")
+    parser.add_argument("--genres", nargs="*", default=None, help="genres to train on (default: all)")
+    parser.add_argument("--synthetic", action="store_true", help="toy scales/arpeggios instead of a dataset")
+    parser.add_argument(
+        "--out-dir", required=True, help="run folder: run.pt, train_log.csv, train_curves.png"
+    )
+    parser.add_argument("--export", default=None, help="write the shipped checkpoint here (+ .yaml card)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out-dir")
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--window-bars", type=int, default=8, help="bars per training window (4/4)")
+    parser.add_argument(
+        "--size", choices=("cpu", "paper"), default="cpu", help="crnngan: 2x128 or the paper's 2x350"
+    )
+    parser.add_argument("--channels", type=int, default=64, help="wavenet residual channels")
+    parser.add_argument("--blocks", type=int, default=2, help="wavenet blocks of dilations 1..32")
+    parser.add_argument("--genre-conditioning", action="store_true", help="wavenet: condition on the genre")
+    parser.add_argument(
+        "--sequence-length", type=int, default=32, help="crnngan: steps per training sequence"
+    )
+    parser.add_argument("--pretrain-steps", type=int, default=1000, help="crnngan: MSE pretraining steps")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.set_defaults(handler=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    for name in ("steps", "batch_size", "window_bars", "sequence_length", "channels", "blocks"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be >= 1")
+    from musebridge.models.train_continue import run
+
+    return run(args)
+
+
+def register_eval(models: argparse._SubParsersAction) -> None:
+    """Adds `musebridge eval continue` to the subparsers of `musebridge eval`."""
+    parser = models.add_parser(
+        "continue",
+        help="continuation models: C-RNN-GAN statistics, NLL/accuracy, continuation fit",
+        description="On held-out tunes: polyphony, scale consistency, repetitions and tone span of the real "
+        "answers, of each model's free generations and of its continuations of the real calls; WaveNet "
+        "NLL/accuracy per step; key and range fit of answers to calls. Prints a table and writes JSON.",
+    )
+    parser.add_argument("--checkpoint", action="append", type=Path, help="a .pt (repeat; default: shipped)")
+    parser.add_argument("--data", default=None, help="dataset .npz (default: the built cache)")
+    parser.add_argument("--split", default="test", choices=("train", "valid", "test"))
+    parser.add_argument(
+        "--genres", nargs="*", default=None, help="genres to evaluate on (default: the model's)"
+    )
+    parser.add_argument("--call-bars", type=int, default=4)
+    parser.add_argument("--bars", type=int, default=4, help="answer bars")
+    parser.add_argument("--windows", type=int, default=200, help="call+answer windows to use (spread evenly)")
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser.add_argument("--update-card", action="store_true", help="store the metrics in each model card")
+    parser.set_defaults(handler=_run_eval)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    if args.call_bars < 1 or not 1 <= args.bars <= MAX_BARS or args.windows < 1:
+        raise UserError("--call-bars, --bars (<= 64) and --windows must be >= 1")
+    from musebridge.models.eval_continue import run
+
+    return run(args)

@@ -18,6 +18,7 @@ from musebridge.errors import UserError
 
 TRAINERS: dict[str, str] = {
     "vae": "musebridge.commands.train:register_vae",
+    "continue": "musebridge.commands.continue_:register_train",
 }
 
 DEFAULT_VAE_GENRES = ("celtic", "folk")
