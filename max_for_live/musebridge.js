@@ -486,8 +486,16 @@ function to_clip(value) {
         return;
     }
     var length = num(clip.get("length"));
-    var answer = JSON.parse(clip.call("get_notes_extended", 0, 128, 0, length));
-    var notes = (answer && answer.notes) ? answer.notes : [];
+    var notes;
+    try {
+        var raw = clip.call("get_notes_extended", 0, 128, 0, length);
+        var answer = (typeof raw === "string") ? JSON.parse(raw) : raw;
+        notes = (answer && answer.notes) ? answer.notes : [];
+    } catch (error) {
+        post("musebridge: get_notes_extended failed: " + error + "\n");
+        setStatus("could not read the clip (Live 11 or later needed)");
+        return;
+    }
     var args = [settings.track, "in", length];
     for (var i = 0; i < notes.length; i++) {
         var note = notes[i];
@@ -537,10 +545,16 @@ function writeClip(index, count, length, flat) {
         notes.push({ pitch: pitch, start_time: Number(flat[i + 1]), duration: duration,
                      velocity: Math.max(1, Math.min(127, Math.round(flat[i + 3]))), mute: 0 });
     }
-    slot.call("create_clip", Math.max(MIN_NOTE_BEATS, length));
-    var clip = new LiveAPI(slotPath + " clip");
-    clip.set("name", "MuseBridge " + settings.mode + " " + (index + 1) + "/" + count);
-    if (notes.length) { clip.call("add_new_notes", { notes: notes }); }
+    try {
+        slot.call("create_clip", Math.max(MIN_NOTE_BEATS, length));
+        var clip = new LiveAPI(slotPath + " clip");
+        clip.set("name", "MuseBridge " + settings.mode + " " + (index + 1) + "/" + count);
+        if (notes.length) { clip.call("add_new_notes", { notes: notes }); }
+    } catch (error) {
+        post("musebridge: writing the clip failed: " + error + "\n");
+        setStatus("could not write clip " + (index + 1) + "/" + count);
+        return;
+    }
     // The next answer goes below this one.
     var match = /clip_slots (\d+)$/.exec(slotPath);
     pendingClipSource = { trackPath: source.trackPath, slotIndex: match ? Number(match[1]) : source.slotIndex + 1 };

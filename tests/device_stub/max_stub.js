@@ -26,6 +26,7 @@ function makeLiveSet(options) {
     tracks: options.tracks || [{ clip_slots: [null, null, null, null] }],
     deviceTrack: options.deviceTrack || 0,
     detailClip: options.detailClip || null, // [track, slot] of the selected clip
+    failCalls: options.failCalls || [], // call names that throw, as Live does on a refused operation
     nextNoteId: 1,
   };
   return set;
@@ -122,6 +123,7 @@ function createMax(sourcePath, options) {
     const method = args[0];
     record({ kind: "liveapi", op: "call", path: this.unquotedpath, args: JSON.parse(JSON.stringify(args)) });
     const t = this._target;
+    if (live.failCalls.indexOf(method) >= 0) throw new Error("LiveAPI stub: " + method + " refused");
     if (this.kind === "song" && method === "create_scene") {
       for (const track of live.tracks) track.clip_slots.push(null);
       return;

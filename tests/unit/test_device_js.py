@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -403,3 +404,25 @@ def test_a_daemon_error_shows_on_the_status_line_for_a_while() -> None:
     assert shown and shown[-1] < len(lines) - 1
     assert lines[-1] == "connected | thru | thru | 1 ms"
     assert any("daemon refused /musebridge/bars" in text for text in posts(result))
+
+
+def test_clip_failures_are_reported_not_thrown() -> None:
+    audio = {"tracks": [{"clip_slots": [{"length": 4.0, "is_midi_clip": 0, "name": "audio", "notes": []}]}]}
+    not_midi = run([*CONNECT, send("to_clip", 1)], live={**audio, "detailClip": [0, 0]})
+    assert osc(not_midi, "/musebridge/clip") == []
+    full = {"tracks": [{"clip_slots": [{"length": 4.0, "is_midi_clip": 1, "name": "x", "notes": []}]}]}
+    refused = {**full, "failCalls": ["add_new_notes", "get_notes_extended"]}
+    unread = run([*CONNECT, send("to_clip", 1)], live={**refused, "detailClip": [0, 0]})
+    assert osc(unread, "/musebridge/clip") == []
+    assert any("get_notes_extended failed" in text for text in posts(unread))
+    bad_length = run([*CONNECT, send("/musebridge/out/clip", 0, 0, 1, 4.0, 60, 0.0, 1.0, 90)], live=refused)
+    statuses = [e["args"] for e in bad_length["log"] if e["kind"] == "outlet" and e["outlet"] == 3]
+    assert statuses[-1] == ["set", "could not write clip 1/1"]
+    assert any("writing the clip failed" in text for text in posts(bad_length))
+
+
+def test_the_device_script_is_es5_for_max_js() -> None:
+    source = (ROOT / "max_for_live" / "musebridge.js").read_text(encoding="utf-8")
+    code = re.sub(r"\"(?:\\.|[^\"\\])*\"|//[^\n]*", '""', source)  # strings and comments out
+    for token in (r"\blet\s", r"\bconst\s", r"=>", r"`", r"\bclass\s", r"\.\.\.", r"\bof\s"):
+        assert not re.search(token, code), f"ES2015+ syntax {token!r} in musebridge.js (Max's js is ES5)"
