@@ -54,6 +54,7 @@ RESYNC_BEATS = 0.002  # re-send the tempo map when it drifts more than this (1 m
 RELOCATE_BEATS = 0.25  # a jump bigger than this while playing is a relocation (bars restart)
 MAX_IDLE_S = 0.25  # next_tick_time never lies further ahead than this
 MAX_BARS_PER_TICK = 256
+DEFAULT_TRACK = 1  # exists from the start (MIDI channel 1): sample mode plays without any input
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +100,11 @@ class _Pending:
 
 
 class Conductor(OscControl):
-    """Single owner of state; every method takes the time and returns actions (see module doc)."""
+    """Single owner of state; every method takes the time and returns actions (see module doc).
+
+    Jobs stay counted in `queue` until their result (or error) comes back, stale ones included:
+    that is the engine's real load.
+    """
 
     def __init__(
         self,
@@ -117,8 +122,6 @@ class Conductor(OscControl):
         self._clock = ClockSelector(clock or preset.clock, tempo or preset.tempo, now)
         self._grid = BarGrid(preset.meter)
         self._tracks: dict[int, TrackState] = {}
-        for track_id in preset.tracks:
-            self._get_track(track_id)
         self._jobs: dict[int, _Pending] = {}
         self._next_job_id = 1
         self._clients: dict[Sender, Sender] = {}
@@ -131,6 +134,8 @@ class Conductor(OscControl):
         self.model_errors = 0
         self.stale = 0
         self.latency_ms = 0.0
+        for track_id in sorted({DEFAULT_TRACK, *preset.tracks}):
+            self._get_track(track_id)
         if self._map.playing:
             self._start_bars(self._map.beat_at(now))
 
@@ -230,7 +235,7 @@ class Conductor(OscControl):
         job = pending.job
         ts = self._get_track(job.track)
         ts.jobs.discard(job_id)
-        if pending.generation != ts.generation:
+        if pending.reply_to is None and pending.generation != ts.generation:
             self.stale += 1
             return self._states(time)
         if error is not None or phrase is None:
@@ -283,7 +288,6 @@ class Conductor(OscControl):
             ts.jobs.clear()
             ts.answer_start = ts.answer_end = -math.inf
             ts.busy_until = -math.inf
-        self._jobs.clear()
         return out + self._states(time)
 
     def shutdown(self, time: float) -> list[Action]:
@@ -442,7 +446,6 @@ class Conductor(OscControl):
     def _invalidate(self) -> None:
         for ts in self._tracks.values():
             ts.reset_progress()
-        self._jobs.clear()
 
     def _stop(self, time: float) -> list[Action]:
         self._invalidate()

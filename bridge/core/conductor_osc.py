@@ -34,7 +34,12 @@ class OscControl:
             raise ValueError(f"reply_port must be 1..65535, got {port}")
         target = (sender[0], port)
         self._clients[tuple(sender)] = target  # type: ignore[index]
-        return [SendOsc("/musebridge/welcome", (__version__,), target)]
+        out: list[Action] = [SendOsc("/musebridge/welcome", (__version__,), target)]
+        # The new client learns every track's current state (later changes reach all clients).
+        self._states(time)
+        for track_id in sorted(self._tracks):
+            out.append(SendOsc("/musebridge/state", (track_id, self._tracks[track_id].state), target))
+        return out
 
     def _osc_ping(self, args: tuple, sender: Sender, time: float) -> list[Action]:
         return [SendOsc("/musebridge/pong", (), self._reply_target(sender))]
@@ -121,8 +126,6 @@ class OscControl:
     def _change_mode(self, ts: TrackState, mode: str, time: float) -> list[Action]:
         ts.settings = replace(ts.settings, mode=mode)
         ts.reset_progress()
-        for job_id in [j for j, p in self._jobs.items() if p.job.track == ts.track and p.reply_to is None]:
-            del self._jobs[job_id]
         if self._bar is not None:
             ts.phrase_start = self._grid.bar_start(self._bar)
         return self._clear_track(ts, time) + self._states(time)
@@ -205,7 +208,6 @@ class OscControl:
             ts.reset_progress()
             if self._bar is not None:
                 ts.phrase_start = self._grid.bar_start(self._bar)
-        self._jobs = {k: p for k, p in self._jobs.items() if p.reply_to is not None}
         return out + self._sync(time) + self._states(time)
 
     def _osc_panic(self, args: tuple, sender: Sender, time: float) -> list[Action]:

@@ -351,7 +351,7 @@ def test_continue_answers_after_a_silent_bar_for_the_call_length() -> None:
         (t, a.args) for t, a in h.actions if isinstance(a, SendOsc) and a.address == "/musebridge/state"
     ]
     assert states == [
-        (2.0, (1, "listening")),
+        (0.0, (1, "listening")),
         (7.9375, (1, "thinking")),
         (8.0, (1, "answering")),
         (12.0, (1, "listening")),
@@ -404,8 +404,18 @@ def test_interpolate_captures_a_and_b_then_blends_by_position() -> None:
     h.osc(4.0, "/musebridge/position", 1, 0.9)
     h.advance(5.95)
     assert h.of(ScheduleNotes)[-1].notes == (Note(67, 100, 12.0, 1.0),)
-    states = [a.args[1] for a in h.osc_sent("/musebridge/state")]
-    assert states[:6] == ["capturing_a", "idle", "capturing_b", "thinking", "answering", "thinking"]
+    states = [
+        (t, a.args[1]) for t, a in h.actions if isinstance(a, SendOsc) and a.address == "/musebridge/state"
+    ]
+    assert states == [
+        (0.0, "idle"),  # told on hello: no clips yet
+        (0.0, "capturing_a"),
+        (1.9375, "idle"),  # clip A taken at bar 0's dispatch point
+        (2.0, "capturing_b"),
+        (3.9375, "thinking"),  # clip B taken, both clips: a job for bar 2
+        (4.0, "answering"),
+        (5.9375, "thinking"),  # the next phrase's job; its answer starts at beat 12
+    ]
 
 
 def test_clip_mode_answers_with_out_clip_and_stores_slots() -> None:
@@ -520,3 +530,79 @@ def test_a_thru_note_gets_its_off_after_a_mode_change() -> None:
     h.midi(0.5, 0x80, 62, 0)
     assert [a.data for a in h.of(SendMidi)] == [(0x90, 60, 100), (0x80, 60, 0)]
     assert h.of(ClearOutput) == [ClearOutput(1)]
+
+
+def test_sample_mode_asks_for_a_phrase_every_phrase_even_when_silent() -> None:
+    h = Harness(preset("sample", bars=2), run_jobs=False)
+    h.advance(8.0)  # 16 beats: phrase ends at beats 8 and 16
+    jobs = [a.job for a in h.held]
+    assert [(j.request.mode, j.land_beat, j.request.bars) for j in jobs] == [
+        ("sample", 8.0, 2),
+        ("sample", 16.0, 2),
+    ]
+    assert h.c.status(8.0).queue == 2
+
+
+def test_routing_both_and_out_channel_from_the_preset() -> None:
+    p = dataclasses.replace(
+        preset("transfer"), output="both", tracks={3: TrackSettings("transfer", 1, out_channel=9)}
+    )
+    h = Harness(p)
+    h.osc(0.0, "/musebridge/hello", 50001)
+    note(h, 0.0, 0.5, 60, ch=2)  # MIDI channel 3 (index 2) is track 3
+    h.advance(2.0)
+    assert h.of(ScheduleNotes) == [ScheduleNotes(3, 9, (Note(72, 100, 4.0, 1.0),), replace_from=4.0)]
+    assert [a.args for a in h.osc_sent("/musebridge/out/note")] == [(3, 72, 100, 4.0, 1.0)]
+
+
+def test_next_tick_time_is_the_next_dispatch_point() -> None:
+    h = Harness(preset("transfer", bars=1))
+    assert h.c.next_tick_time(0.0) == pytest.approx(0.25)  # never further than MAX_IDLE_S
+    assert h.c.next_tick_time(1.8) == pytest.approx(1.9375)  # beat 3.875
+    h.advance(1.94)
+    assert h.c.next_tick_time(1.94) == pytest.approx(2.19)
+
+
+def test_results_after_a_mode_change_are_stale_but_clip_answers_are_not() -> None:
+    h = Harness(preset("transfer", bars=1), run_jobs=False)
+    note(h, 0.0, 0.5, 60)
+    h.advance(1.95)
+    h.osc(1.96, "/musebridge/hello", 50001)
+    h.osc(1.96, "/musebridge/clip", 1, "in", 4.0, 60, 0.0, 1.0, 100)
+    h.osc(1.97, "/musebridge/mode", 1, "thru")
+    assert h.c.status(1.97).queue == 2  # both still run in the engine
+    for job in list(h.held):
+        h.finish(job, 1.98)
+    assert h.of(ScheduleNotes) == [] and h.c.stale == 1
+    assert len(h.osc_sent("/musebridge/out/clip")) == 1 and h.c.status(2.0).queue == 0
+
+
+def test_osc_transport_relocation_restarts_bars_and_clears_output() -> None:
+    h = Harness(preset("transfer", bars=1))
+    h.osc(0.0, "/musebridge/transport", 120.0, 4, 4, 0.0, 1)
+    note(h, 0.0, 0.5, 60)
+    h.advance(1.0)
+    h.osc(1.0, "/musebridge/transport", 120.0, 4, 4, 32.0, 1)  # the DAW jumped to bar 8
+    assert ClearOutput(None) in h.of(ClearOutput)
+    note(h, 1.0, 1.5, 62)  # beat 32
+    h.advance(3.0)
+    assert [a.job.land_beat for a in h.of(SubmitJob)] == [36.0]  # bar 0 was dropped by the jump
+    assert h.of(ScheduleNotes)[0].notes == (Note(74, 100, 36.0, 1.0),)
+
+
+def test_auto_clock_follows_midi_clock_once_it_is_heard() -> None:
+    h = Harness(preset("transfer", bars=1))
+    h.advance(1.0)
+    assert h.c.status(1.0).clock == "internal" and h.c.status(1.0).playing
+    h.midi(1.0, 0xFA)
+    assert h.c.status(1.0).clock == "midi" and not h.c.status(1.0).playing
+    for i in range(30):
+        h.midi(1.1 + i * TICK_120, 0xF8)
+    status = h.c.status(1.1 + 29 * TICK_120)
+    assert status.playing and status.beat == pytest.approx(29 / 24)
+
+
+def test_end_call_without_a_call_does_nothing() -> None:
+    h = Harness(continue_preset(silent_bars=1))
+    h.osc(0.5, "/musebridge/end_call", 1)
+    assert h.of(SubmitJob) == [] and h.osc_sent("/musebridge/error") == []
