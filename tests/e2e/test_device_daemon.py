@@ -1,7 +1,7 @@
 """End to end: the device JS (node, Max stand-in) talks to a real `musebridge serve` over real UDP.
 
 Live's song is simulated by the harness (tests/device_stub/run_live.js): song time runs in real time
-at 240 BPM, a phrase is played into the device in bar 2, and the daemon (preset `transpose`: each bar
+at 120 BPM, a phrase is played into the device in bar 2, and the daemon (preset `transpose`: each bar
 comes back an octave up on the next bar) answers over OSC. The device must play the answer on the
 beats of the song, not when it arrives.
 """
@@ -100,10 +100,10 @@ def daemon() -> Any:
 def run_device(port: int) -> dict[str, Any]:
     scenario = {
         "osc_port": port,
-        "tempo": 240.0,
+        "tempo": 120.0,
         "params": [["osc_port", port], ["mode", 1], ["bars", 1]],
         "notes": PLAYED,
-        "stop_beat": 13.0,
+        "stop_beat": 12.5,
         "connect_timeout_s": 15,
     }
     done = subprocess.run(
@@ -145,7 +145,7 @@ def test_notes_in_answer_out_on_the_song_beats(daemon: int) -> None:
         assert beat <= note_ons[pitch] < beat + 0.5, f"{pitch} played at {note_ons[pitch]}, due at {beat}"
         assert beat + duration <= note_offs[pitch] < beat + duration + 0.5
         lags.append(note_ons[pitch] - beat)
-    print(f"device playback lag after the due beat (beats at 240 BPM): {[round(lag, 4) for lag in lags]}")
+    print(f"device playback lag after the due beat (beats at 120 BPM): {[round(lag, 4) for lag in lags]}")
 
     ons = sorted(p for _b, p, v in result["midi"] if v > 0)
     offs = sorted(p for _b, p, v in result["midi"] if v == 0)
