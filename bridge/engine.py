@@ -1,14 +1,15 @@
 """The engine: runs model jobs off the realtime threads and posts the results back.
 
-One worker thread takes jobs from a bounded pending list and runs them through a runner:
+Each model name gets a lane: a bounded pending list and a worker thread, so a slow model never delays
+another model's jobs. A lane runs its jobs through a runner:
 
 - `ThreadRunner` calls the model in the worker thread (GPU work, and torch ops that release the GIL);
 - `ProcessRunner` calls it in a child process, so pure-Python CPU work never holds the GIL that the
   output scheduler needs. A crashed child is reported as an error result and started again.
 
-A busy model never blocks input: `submit` only appends; when `max_pending` jobs wait, the oldest
-pending job of the same track (else the oldest of all) is superseded, reported and counted. A model
-that raises yields an error result; the worker goes on. Every result carries its latency from submit.
+A busy model never blocks input: `submit` only appends; when `max_pending` jobs wait in a lane, the
+oldest pending job of the same track (else the lane's oldest) is superseded, reported and counted. A
+model that raises yields an error result; the worker goes on. Every result carries its latency.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -136,6 +137,7 @@ class ProcessRunner:
         self._context = multiprocessing.get_context("spawn")
         self._process: Any = None
         self._connection: Any = None
+        self._lock = threading.Lock()  # one job at a time through the pipe, whichever lane asks
 
     def start(self) -> None:
         """Start the child now (else on the first job): spawning costs a fraction of a second."""
@@ -151,6 +153,10 @@ class ProcessRunner:
         self._connection = parent_end
 
     def run(self, model: str, request: ModelRequest) -> Phrase:
+        with self._lock:
+            return self._run_locked(model, request)
+
+    def _run_locked(self, model: str, request: ModelRequest) -> Phrase:
         self.start()
         try:
             self._connection.send((model, dict(self._options_for(model)), request))
@@ -177,12 +183,13 @@ class ProcessRunner:
         self._connection = None
 
     def close(self) -> None:
-        if self._connection is not None:
-            try:
-                self._connection.send(None)
-            except (OSError, BrokenPipeError):
-                pass
-        self._discard()
+        with self._lock:
+            if self._connection is not None:
+                try:
+                    self._connection.send(None)
+                except (OSError, BrokenPipeError):
+                    pass
+            self._discard()
 
 
 @dataclass(slots=True)
@@ -192,16 +199,31 @@ class _Pending:
     deadline_time: float | None
 
 
-class Engine:
-    """A worker thread running jobs through `runner`; `on_result(JobResult)` is called from it.
+class _Lane:
+    """One model's queue and worker thread (so a slow model never delays another model's jobs)."""
 
+    def __init__(self, name: str, runner: Runner, owns_runner: bool) -> None:
+        self.name = name
+        self.runner = runner
+        self.owns_runner = owns_runner
+        self.pending: deque[_Pending] = deque()
+        self.busy = False
+        self.thread: threading.Thread | None = None
+
+
+class Engine:
+    """Runs jobs off the realtime threads: one worker thread (a lane) per model name.
+
+    runner: a Runner shared by every lane (ThreadRunner), or a factory model name -> Runner (one
+        ProcessRunner per model, say); factory-made runners are closed on stop.
+    on_result(JobResult) is called from the worker threads.
     clock: seconds (time.perf_counter by default; a fake in tests).
-    max_pending: jobs allowed to wait (not counting the one running).
+    max_pending: jobs allowed to wait per model (not counting the one running).
     """
 
     def __init__(
         self,
-        runner: Runner,
+        runner: Runner | Callable[[str], Runner],
         on_result: Callable[[JobResult], None],
         *,
         max_pending: int = 4,
@@ -209,93 +231,135 @@ class Engine:
     ) -> None:
         if max_pending < 1:
             raise ValueError("max_pending must be >= 1")
-        self._runner = runner
+        is_runner = hasattr(runner, "run") and not isinstance(runner, type)
+        self._shared_runner: Runner | None = runner if is_runner else None  # type: ignore[assignment]
+        self._make_runner = None if self._shared_runner is not None else runner
         self._on_result = on_result
         self._max_pending = max_pending
         self._clock = clock
-        self._pending: deque[_Pending] = deque()
+        self._lanes: dict[str, _Lane] = {}
         self._wake = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self._started = False
         self._stopping = False
-        self._busy = False
         self._submitted = self._completed = self._errors = self._superseded = self._late = 0
 
     def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stopping = False
-        self._thread = threading.Thread(target=self._work, name="musebridge-engine", daemon=True)
-        self._thread.start()
+        """Accept work (lanes and their threads are made on a model's first job)."""
+        with self._wake:
+            self._started = True
+            self._stopping = False
+            for lane in self._lanes.values():
+                if lane.thread is None:
+                    self._start_lane(lane)
 
     def submit(self, job: Job, *, deadline_time: float | None = None) -> None:
         """Queue a job (never blocks). deadline_time: clock time the result is due (late if after)."""
         now = self._clock()
         dropped: _Pending | None = None
         with self._wake:
+            if self._stopping:
+                return
             self._submitted += 1
-            if len(self._pending) >= self._max_pending:
-                same_track = [p for p in self._pending if p.job.track == job.track]
-                dropped = same_track[0] if same_track else self._pending[0]
-                self._pending.remove(dropped)
+            lane = self._lane(job.model)
+            if len(lane.pending) >= self._max_pending:
+                same_track = [p for p in lane.pending if p.job.track == job.track]
+                dropped = same_track[0] if same_track else lane.pending[0]
+                lane.pending.remove(dropped)
                 self._superseded += 1
-            self._pending.append(_Pending(job, now, deadline_time))
-            self._wake.notify()
+            lane.pending.append(_Pending(job, now, deadline_time))
+            self._wake.notify_all()
         if dropped is not None:
             log.info("job %d (track %d) superseded by job %d", dropped.job.job_id, dropped.job.track,
                      job.job_id)
             self._post(JobResult(dropped.job, None, SUPERSEDED, dropped.submitted_at, now, 0.0))
 
+    def prepare(self, models: Sequence[str]) -> None:
+        """Make the lanes of `models` now and start their runners (a child process takes a while)."""
+        with self._wake:
+            lanes = [self._lane(model) for model in models]
+        for lane in lanes:
+            start = getattr(lane.runner, "start", None)
+            if callable(start):
+                start()
+
+    def _lane(self, model: str) -> _Lane:
+        """The lane of `model` (lock held), created with its thread on first use."""
+        lane = self._lanes.get(model)
+        if lane is None:
+            if self._shared_runner is not None:
+                lane = _Lane(model, self._shared_runner, owns_runner=False)
+            else:
+                assert self._make_runner is not None
+                lane = _Lane(model, self._make_runner(model), owns_runner=True)
+            self._lanes[model] = lane
+            if self._started:
+                self._start_lane(lane)
+        return lane
+
+    def _start_lane(self, lane: _Lane) -> None:
+        lane.thread = threading.Thread(target=self._work, args=(lane,), name=f"musebridge-model-{lane.name}",
+                                       daemon=True)
+        lane.thread.start()
+
     def stats(self) -> EngineStats:
         with self._wake:
             return EngineStats(
                 self._submitted, self._completed, self._errors, self._superseded, self._late,
-                len(self._pending), self._busy,
+                sum(len(lane.pending) for lane in self._lanes.values()),
+                any(lane.busy for lane in self._lanes.values()),
             )
 
     @property
     def queue_depth(self) -> int:
         with self._wake:
-            return len(self._pending) + (1 if self._busy else 0)
+            return sum(len(lane.pending) + lane.busy for lane in self._lanes.values())
 
     def cancel_pending(self) -> list[Job]:
         """Drop every job not yet started (e.g. on shutdown); returns them."""
         with self._wake:
-            dropped = [p.job for p in self._pending]
-            self._pending.clear()
+            dropped = [p.job for lane in self._lanes.values() for p in lane.pending]
+            for lane in self._lanes.values():
+                lane.pending.clear()
         return dropped
 
     def stop(self, timeout: float = 2.0) -> None:
-        """Stop after the running job (pending jobs are dropped); closes the runner."""
+        """Stop after the running jobs (pending jobs are dropped); closes the runners."""
         with self._wake:
             self._stopping = True
-            self._pending.clear()
+            for lane in self._lanes.values():
+                lane.pending.clear()
             self._wake.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-        self._runner.close()
+            lanes = list(self._lanes.values())
+        deadline = time.monotonic() + timeout
+        for lane in lanes:
+            if lane.thread is not None:
+                lane.thread.join(max(0.0, deadline - time.monotonic()))
+            if lane.owns_runner:
+                lane.runner.close()
+        if self._shared_runner is not None:
+            self._shared_runner.close()
 
-    def _work(self) -> None:
+    def _work(self, lane: _Lane) -> None:
         while True:
             with self._wake:
-                while not self._pending and not self._stopping:
+                while not lane.pending and not self._stopping:
                     self._wake.wait()
                 if self._stopping:
                     return
-                item = self._pending.popleft()
-                self._busy = True
+                item = lane.pending.popleft()
+                lane.busy = True
             try:
-                self._run_one(item)
+                self._run_one(lane.runner, item)
             finally:
                 with self._wake:
-                    self._busy = False
+                    lane.busy = False
 
-    def _run_one(self, item: _Pending) -> None:
+    def _run_one(self, runner: Runner, item: _Pending) -> None:
         started = self._clock()
         phrase: Phrase | None = None
         error: str | None = None
         try:
-            phrase = self._runner.run(item.job.model, item.job.request)
+            phrase = runner.run(item.job.model, item.job.request)
             if not isinstance(phrase, Phrase):
                 raise TypeError(f"model {item.job.model!r} returned {type(phrase).__name__}, not a Phrase")
         except Exception as exc:  # a crashing model is a result, not a dead worker

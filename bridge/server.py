@@ -112,13 +112,13 @@ class Server:
         used = edges.models_in_use(preset)
         edges.check_models(used, self.models, preset)
         isolation = self._isolation(used)
-        runner: ThreadRunner | ProcessRunner
-        if isolation == "process":
-            runner = ProcessRunner(device=config.device, options_for=self._model_options)
-            runner.start()
+        runner: ThreadRunner | Callable[[str], ProcessRunner]
+        if isolation == "process":  # a child process per model: no GIL shared with the output path
+            runner = lambda model: ProcessRunner(device=config.device, options_for=self._model_options)  # noqa: E731
         else:
             runner = ThreadRunner(lambda name: self.models.get(name, self._model_options(name)))
         self.engine = Engine(runner, self._on_result, max_pending=config.max_pending_jobs, clock=self.clock)
+        self.engine.prepare(used)
         lines.append(f"models: {', '.join(used) or 'none'} (engine: {isolation}, device: {config.device}; "
                      f"available: {', '.join(registry.names())})")
 
@@ -348,6 +348,8 @@ class Server:
                 self._count_error("shutdown", error)
         if self.scheduler is not None:
             self.scheduler.stop()  # stops the thread and closes every note
+            # let the note-offs handed over ahead of time reach the ports before they close
+            time.sleep(min(0.2, max(0.0, self.scheduler.settle_time() - self.clock())))
         if self.engine is not None:
             self.engine.stop(timeout=1.0)
         for edge in (self.osc, self.midi):

@@ -145,7 +145,7 @@ def test_crashing_model_is_an_error_result_and_the_worker_survives() -> None:
         engine.submit(make_job(1, model="crash"))
         engine.submit(make_job(2, model="missing"))
         engine.submit(make_job(3, model="up"))
-        crash, missing, ok = collect(results, 3)
+        crash, missing, ok = sorted(collect(results, 3), key=lambda r: r.job.job_id)  # lanes run in parallel
     finally:
         engine.stop()
     assert crash.phrase is None and crash.error == "ValueError: boom"
@@ -212,15 +212,85 @@ def make_child_model(name: str, device: str, options: dict) -> UpModel | CrashMo
 
 def test_process_runner_survives_model_errors_and_a_dead_child() -> None:
     results: queue.Queue[JobResult] = queue.Queue()
-    engine = Engine(ProcessRunner(make_child_model), results.put)
+    engine = Engine(ProcessRunner(make_child_model), results.put)  # one child shared by every lane
     engine.start()
     try:
-        for job_id, model in enumerate(["up", "crash", "die", "up"], start=1):
+        for job_id, model in enumerate(["up", "crash", "die"], start=1):
             engine.submit(make_job(job_id, model=model))
-        up, crash, die, up_again = collect(results, 4)
+        up, crash, die = sorted(collect(results, 3), key=lambda r: r.job.job_id)
+        engine.submit(make_job(4, model="up"))  # after the child died: a fresh one answers
+        (up_again,) = collect(results, 1)
     finally:
         engine.stop()
     assert [n.pitch for n in up.phrase.notes] == [72, 76]
     assert crash.error == "RuntimeError: ValueError: boom"
     assert die.phrase is None and "exit code 3" in die.error
     assert up_again.error is None and up_again.phrase == up.phrase
+
+
+def test_a_slow_model_does_not_delay_another_models_jobs() -> None:
+    results: queue.Queue[JobResult] = queue.Queue()
+    gate = threading.Event()
+    slow = UpModel(gate)
+    models = {"slow": slow, "up": UpModel()}
+    engine = Engine(ThreadRunner(models.__getitem__), results.put)
+    engine.start()
+    try:
+        engine.submit(make_job(1, track=1, model="slow"))
+        assert slow.started.wait(5.0)
+        engine.submit(make_job(2, track=2, model="up"))
+        (fast,) = collect(results, 1)  # done while the slow model is still held
+        assert fast.job.job_id == 2 and engine.queue_depth == 1
+        gate.set()
+        (held,) = collect(results, 1)
+    finally:
+        engine.stop()
+    assert held.job.job_id == 1 and held.error is None
+
+
+def test_a_runner_factory_gives_each_model_its_own_runner_closed_on_stop() -> None:
+    made: list[str] = []
+    closed: list[str] = []
+
+    class NamedRunner(ThreadRunner):
+        def __init__(self, model: str) -> None:
+            super().__init__({"up": UpModel(), "other": UpModel()}.__getitem__)
+            self.model = model
+            made.append(model)
+
+        def close(self) -> None:
+            closed.append(self.model)
+
+    results: queue.Queue[JobResult] = queue.Queue()
+    engine = Engine(NamedRunner, results.put)
+    engine.submit(make_job(1, model="up"))  # queued before start: runs once started
+    engine.start()
+    engine.submit(make_job(2, model="other"))
+    try:
+        done = collect(results, 2)
+    finally:
+        engine.stop()
+    assert sorted(r.job.job_id for r in done) == [1, 2]
+    assert sorted(made) == ["other", "up"] and sorted(closed) == ["other", "up"]
+
+
+def test_prepare_starts_a_process_per_model_before_the_first_job() -> None:
+    runners: dict[str, ProcessRunner] = {}
+
+    def make_runner(model: str) -> ProcessRunner:
+        runners[model] = ProcessRunner(make_child_model)
+        return runners[model]
+
+    results: queue.Queue[JobResult] = queue.Queue()
+    engine = Engine(make_runner, results.put)
+    engine.start()
+    try:
+        engine.prepare(["up", "crash"])
+        assert sorted(runners) == ["crash", "up"]
+        assert all(r._process is not None and r._process.is_alive() for r in runners.values())
+        engine.submit(make_job(1, model="up"))
+        (result,) = collect(results, 1)
+    finally:
+        engine.stop()
+    assert result.error is None
+    assert all(r._process is None for r in runners.values())  # closed on stop
