@@ -238,10 +238,12 @@ class Conductor(OscControl):
         if pending.reply_to is None and pending.generation != ts.generation:
             self.stale += 1
             return self._states(time)
+        if error is None and not isinstance(phrase, Phrase):
+            error = f"returned {type(phrase).__name__}, not a Phrase"
         if error is not None or phrase is None:
             self.model_errors += 1
             ts.busy_until = -math.inf
-            reason = f"model '{job.model}' failed: {error or 'no phrase returned'}"
+            reason = f"model '{job.model}' failed: {error}"
             where = "/musebridge/clip" if pending.reply_to is not None else f"/musebridge/{job.request.mode}"
             target = [pending.reply_to] if pending.reply_to is not None else self.clients
             return [SendOsc("/musebridge/error", (reason, where), t) for t in target] + self._states(time)

@@ -92,7 +92,7 @@ class OscControl:
             raise ValueError(f"clip slot must be in|a|b, got {slot!r}")
         answer_bars = bars
         if ts.mode == "continue":
-            answer_bars = self._preset.continuation.answer_bars or bars
+            answer_bars = ts.answer_bars or self._preset.continuation.answer_bars or bars
         # Clip mode is offline: no deadline, the answer goes back as /musebridge/out/clip.
         plan = JobPlan(
             track=track,
@@ -152,10 +152,13 @@ class OscControl:
         return []
 
     def _osc_bars(self, args: tuple, sender: Sender, time: float) -> list[Action]:
+        """Phrase length of the track; in continue mode also the length of its answers."""
         bars = int(args[1])
         if not 1 <= bars <= 64:
             raise ValueError(f"bars must be 1..64, got {bars}")
-        self._set(int(args[0]), phrase_bars=bars)
+        ts = self._set(int(args[0]), phrase_bars=bars)
+        if ts.mode == "continue":
+            ts.answer_bars = bars
         return []
 
     def _osc_position(self, args: tuple, sender: Sender, time: float) -> list[Action]:

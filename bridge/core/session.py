@@ -9,7 +9,8 @@ Modes:
 - transfer: each completed non-empty phrase -> job -> plays on the next phrase.
 - continue: a call starts with its first note; it ends on `silent_bars` silent bars, on end_call
   (OSC or a CC mapped in the preset) or after `max_call_bars`; the answer starts on the next bar
-  and lasts `answer_bars` (0 = the call's length). Input during thinking/answering is ignored.
+  and lasts the track's `answer_bars` (set by /musebridge/bars in continue mode), else the preset's
+  continue.answer_bars, else (0) the call's length. Input during thinking/answering is ignored.
 - interpolate: with clips A and B present, each phrase boundary decodes the current position
   -> plays on the next phrase.
 - sample: a new phrase each phrase.
@@ -64,6 +65,7 @@ class TrackState:
     capture_from: float = -math.inf
     call_start_bar: int | None = None
     silent_run: int = 0
+    answer_bars: int = 0  # continue: answer length set by /musebridge/bars (0 = preset / call length)
     busy_until: float = -math.inf  # continue: input is ignored before this beat (thinking/answering)
     answer_start: float = -math.inf  # beat where the scheduled answer starts
     answer_end: float = -math.inf  # beat where the scheduled answer ends
@@ -225,7 +227,7 @@ class TrackState:
         assert self.call_start_bar is not None
         start = grid.bar_start(self.call_start_bar)
         call = self.take_phrase(start, grid.bar_start(call_end_bar), grid)
-        answer_bars = cont.answer_bars or call.bars
+        answer_bars = self.answer_bars or cont.answer_bars or call.bars
         land = grid.bar_start(land_bar)
         self.call_start_bar = None
         self.silent_run = 0

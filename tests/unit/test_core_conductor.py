@@ -606,3 +606,28 @@ def test_end_call_without_a_call_does_nothing() -> None:
     h = Harness(continue_preset(silent_bars=1))
     h.osc(0.5, "/musebridge/end_call", 1)
     assert h.of(SubmitJob) == [] and h.osc_sent("/musebridge/error") == []
+
+
+def test_bars_in_continue_mode_sets_the_answer_length() -> None:
+    h = Harness(continue_preset(silent_bars=1))
+    h.osc(0.0, "/musebridge/bars", 1, 3)
+    note(h, 0.0, 0.5, 60)
+    h.advance(3.99)
+    job = h.of(SubmitJob)[0].job
+    assert (job.land_beat, job.request.bars, job.request.phrase.bars) == (8.0, 3, 1)
+    assert h.of(ScheduleNotes)[0].notes == (
+        Note(72, 100, 8.0, 1.0),
+        Note(72, 100, 12.0, 1.0),
+        Note(72, 100, 16.0, 1.0),
+    )
+
+
+def test_a_result_that_is_not_a_phrase_is_a_model_error() -> None:
+    h = Harness(preset("transfer", bars=1), run_jobs=False)
+    note(h, 0.0, 0.5, 60)
+    h.advance(1.95)
+    job = h.held.pop().job
+    h.apply(h.c.handle_result(job.job_id, "nonsense", None, 1.96, 0.01), 1.96)  # type: ignore[arg-type]
+    assert h.c.model_errors == 1 and h.of(ScheduleNotes) == []
+    h.apply(h.c.handle_result(999, None, "lost", 1.97, 0.01), 1.97)  # unknown job: counted as stale
+    assert h.c.stale == 1
