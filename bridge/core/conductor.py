@@ -430,7 +430,8 @@ class Conductor(OscControl):
             self._restart(new.beat_at(time))
             return out
         if not new.playing:
-            if changed_leader or abs(new.anchor_beat - old.anchor_beat) > _EPS or new.bpm != old.bpm:
+            moved = abs(new.anchor_beat - old.anchor_beat) > _EPS
+            if changed_leader or moved or abs(new.bpm - old.bpm) > 1e-4 * old.bpm:
                 self._map = new
                 out.append(TempoChanged(new))
             return out
