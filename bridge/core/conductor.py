@@ -8,7 +8,8 @@ Tracks: MIDI channel c (0..15) is track c + 1; OSC track ids are ints >= 0. A tr
 where its input came from (preset `output: same`): MIDI in -> ScheduleNotes on the MIDI output
 (same channel unless `out_channel`), OSC in -> /musebridge/out/clear then /musebridge/out/note per
 note (song beats, sent ahead of time) to every registered client. A track that has had no input yet
-counts as MIDI for ids 1..16 and OSC otherwise.
+counts as MIDI for ids 1..16 and OSC otherwise. OSC notes are completed notes: one that arrives
+after its bar's dispatch point misses that bar's job (it is dropped with the next phrase).
 
 OSC replies go to the sender's registered reply port (/musebridge/hello), else to the sender's
 address. Messages for "every client" are returned as one SendOsc per registered client (explicit
@@ -545,10 +546,14 @@ class Conductor(OscControl):
         return out
 
     def _clip_reply(self, track: int, phrase: Phrase, pending: _Pending) -> SendOsc:
+        """/musebridge/out/clip: an answer as long as the clip sent keeps the clip's own length."""
         answer = phrase.clipped()
+        length = float(answer.length_beats)
+        if answer.bars == pending.job.request.phrase.bars and 0 < pending.clip_length < length:
+            length = pending.clip_length
         flat: list[OscArg] = []
         for n in answer.notes:
-            flat += [n.pitch, float(n.start), float(n.duration), n.velocity]
-        length = float(answer.length_beats)
+            if n.start < length - _EPS:
+                flat += [n.pitch, float(n.start), float(min(n.duration, length - n.start)), n.velocity]
         assert pending.reply_to is not None
         return SendOsc("/musebridge/out/clip", (track, 0, 1, length, *flat), pending.reply_to)

@@ -631,3 +631,11 @@ def test_a_result_that_is_not_a_phrase_is_a_model_error() -> None:
     assert h.c.model_errors == 1 and h.of(ScheduleNotes) == []
     h.apply(h.c.handle_result(999, None, "lost", 1.97, 0.01), 1.97)  # unknown job: counted as stale
     assert h.c.stale == 1
+
+
+def test_clip_answer_keeps_an_odd_clip_length() -> None:
+    h = Harness(preset("transfer", bars=1))
+    h.osc(0.0, "/musebridge/hello", 50001)
+    h.osc(0.1, "/musebridge/clip", 1, "in", 6.0, 60, 0.0, 1.0, 100, 62, 5.0, 2.0, 100)  # 1.5 bars
+    reply = h.osc_sent("/musebridge/out/clip")[0]
+    assert reply.args == (1, 0, 1, 6.0, 72, 0.0, 1.0, 100, 74, 5.0, 1.0, 100)
