@@ -103,6 +103,11 @@ class _Pending:
 class Conductor(OscControl):
     """Single owner of state; every method takes the time and returns actions (see module doc).
 
+    clock: auto|internal|midi|osc (None: the preset's); tempo: the internal clock's BPM (None: the
+    preset's); model_names: mode -> model name, over the preset's; preset_loader: name -> Preset for
+    /musebridge/preset; safety_s: a result must be in hand this long before its land beat (give
+    it the output's lookahead plus a margin), else it is late and moves to a later bar.
+
     Jobs stay counted in `queue` until their result (or error) comes back, stale ones included:
     that is the engine's real load.
     """
@@ -116,8 +121,10 @@ class Conductor(OscControl):
         model_names: Mapping[str, str] | None = None,
         preset_loader: Callable[[str], Preset] | None = None,
         tempo: float | None = None,
+        safety_s: float = SAFETY_MS / 1000.0,
     ) -> None:
         self._preset = preset
+        self._safety_s = max(0.0, safety_s)
         self._model_overrides = dict(model_names or {})
         self._preset_loader = preset_loader
         self._clock = ClockSelector(clock or preset.clock, tempo or preset.tempo, now)
@@ -347,7 +354,7 @@ class Conductor(OscControl):
         return self._preset.lookahead_ms / 1000.0 * self._map.bpm / 60.0
 
     def _safety_beats(self) -> float:
-        return SAFETY_MS / 1000.0 * self._map.bpm / 60.0
+        return self._safety_s * self._map.bpm / 60.0
 
     def _out_channel(self, ts: TrackState) -> int:
         if ts.settings.out_channel is not None:

@@ -639,3 +639,15 @@ def test_clip_answer_keeps_an_odd_clip_length() -> None:
     h.osc(0.1, "/musebridge/clip", 1, "in", 6.0, 60, 0.0, 1.0, 100, 62, 5.0, 2.0, 100)  # 1.5 bars
     reply = h.osc_sent("/musebridge/out/clip")[0]
     assert reply.args == (1, 0, 1, 6.0, 72, 0.0, 1.0, 100, 74, 5.0, 1.0, 100)
+
+
+def test_grid_off_uses_the_lookahead_and_keeps_raw_timing() -> None:
+    p = dataclasses.replace(preset("transfer", bars=1), grid=Grid(0), lookahead_ms=50.0)
+    h = Harness(p, safety_s=0.001)
+    note(h, 0.013, 0.3, 60)  # beat 0.026 .. 0.6, unquantised
+    h.advance(2.0)
+    submit_time = next(t for t, a in h.actions if isinstance(a, SubmitJob))
+    assert submit_time == pytest.approx(2.0 - 0.05)  # 50 ms before the bar line
+    (scheduled,) = h.of(ScheduleNotes)
+    assert scheduled.notes[0].start == pytest.approx(4.026)
+    assert scheduled.notes[0].duration == pytest.approx(0.574)
