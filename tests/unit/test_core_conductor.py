@@ -177,13 +177,19 @@ def test_transpose_plays_each_bar_an_octave_up_on_the_next_bar_exactly() -> None
     assert len(h.of(SubmitJob)) == 1
 
 
-def test_transpose_in_3_4_and_7_8() -> None:
-    h = Harness(preset("transfer", bars=1, meter=Meter(3, 4)))
-    note(h, 0.0, 0.5, 60)  # beat 0..1
-    h.advance(3.0)
-    assert h.of(ScheduleNotes)[0].notes == (Note(72, 100, 3.0, 1.0),)
-    assert h.of(SubmitJob)[0].job.request.phrase.meter == Meter(3, 4)
+@pytest.mark.parametrize("meter", [Meter(3, 4), Meter(6, 8)])  # both 3 beats a bar
+def test_transpose_in_3_beat_bars(meter: Meter) -> None:
+    h = Harness(preset("transfer", bars=2, meter=meter))
+    note(h, 0.0, 0.5, 60)  # beat 0..1 of bar 0
+    note(h, 2.0, 2.5, 62)  # beat 4..5: bar 1
+    h.advance(6.0)
+    job = h.of(SubmitJob)[0].job
+    assert (job.land_beat, job.request.bars, job.request.phrase.meter) == (6.0, 2, meter)
+    assert h.of(ScheduleNotes)[0].notes == (Note(72, 100, 6.0, 1.0), Note(74, 100, 10.0, 1.0))
+    assert [e for e in h.out if e[1][0] == 0x90] == [(6.0, (0x90, 72, 100)), (10.0, (0x90, 74, 100))]
 
+
+def test_transpose_in_7_8() -> None:
     h = Harness(preset("transfer", bars=1, meter=Meter(7, 8)))
     note(h, 1.0, 1.25, 62)  # beat 2..2.5 of bar 0 (3.5 beats long)
     note(h, 1.74, 2.0, 64)  # beat 3.48 rounds to 3.5: the downbeat of bar 1
