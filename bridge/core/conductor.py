@@ -510,7 +510,8 @@ class Conductor(OscControl):
         )
         job = Job(job_id, ts.track, self._model_for(plan.mode), request, plan.deadline_beat, plan.land_beat)
         self._jobs[job_id] = _Pending(job, ts.generation, reply_to, clip_length)
-        ts.jobs.add(job_id)
+        if reply_to is None:  # clip jobs are offline: they do not hold up the track's live state
+            ts.jobs.add(job_id)
         return SubmitJob(job)
 
     def _end_call(self, ts: TrackState, time: float) -> list[Action]:
