@@ -124,7 +124,7 @@ def train_classifier(
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
         mean_loss = float(np.mean(losses)) if losses else float("nan")
         valid_acc = accuracy(model, *valid_t) if valid_t is not None else float("nan")
         log(f"classifier epoch {epoch}: loss {mean_loss:.4f} valid accuracy {valid_acc:.4f}")

@@ -15,4 +15,5 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sample",
     "continue_",
     "data",
+    "transfer",
 )

@@ -17,6 +17,7 @@ from musebridge.errors import UserError
 EVALUATORS: dict[str, str] = {
     "vae": "musebridge.commands.eval:register_vae",
     "continue": "musebridge.commands.continue_:register_eval",
+    "transfer": "musebridge.commands.transfer:register_eval",
 }
 
 

@@ -19,6 +19,7 @@ from musebridge.errors import UserError
 TRAINERS: dict[str, str] = {
     "vae": "musebridge.commands.train:register_vae",
     "continue": "musebridge.commands.continue_:register_train",
+    "transfer": "musebridge.commands.transfer:register_train",
 }
 
 DEFAULT_VAE_GENRES = ("celtic", "folk")

@@ -1,0 +1,201 @@
+"""`musebridge transfer in.mid --to celtic -o out.mid`: genre transfer of a whole MIDI file, offline.
+
+The file's non-drum tracks are merged and cut into 4-bar phrases from its first bar line (in the
+file's first time signature); each phrase is re-voiced in the target genre by the CycleGAN and the
+result is written as one piano track, with the input's tempo and meter and velocities taken from the
+input notes. The output is written to a temporary file and renamed, so a failure leaves nothing.
+
+Also home of the `train transfer` and `eval transfer` sub-subcommands (registered through the
+TRAINERS / EVALUATORS tables of commands/train.py and commands/eval.py); torch loads in the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import warnings
+from pathlib import Path
+
+from musebridge.core.music import Meter, Note, Phrase
+from musebridge.errors import UserError
+
+DEFAULT_TEMPO = 120.0
+CONFIG_NAMES = ("brunner2018", "cpu_small")  # models/cyclegan.py CONFIGS (kept here so --help needs no torch)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "transfer",
+        help="re-voice a MIDI file in another genre (CycleGAN, Brunner et al. 2018)",
+        description="Cut the file into 4-bar phrases, transfer each toward --to with the CycleGAN, and "
+        "write the result (velocities from the input).",
+    )
+    parser.add_argument("input", type=Path, metavar="in.mid")
+    parser.add_argument("--to", required=True, metavar="GENRE", help="target genre, e.g. celtic")
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="out.mid")
+    parser.add_argument(
+        "--checkpoint", help="cyclegan .pt (default: the shipped ones), or several joined by ','"
+    )
+    parser.add_argument("--device", default="cpu", help="cpu (default), auto, cuda")
+    parser.set_defaults(handler=run_transfer)
+
+
+def read_midi_phrase(path: Path) -> tuple[Phrase, float]:
+    """(all non-drum notes as one phrase from bar 0 in the first meter, tempo); UserError if unusable."""
+    import pretty_midi
+
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            midi = pretty_midi.PrettyMIDI(str(path))
+    except Exception as error:  # noqa: BLE001 - any parser failure means an unreadable file
+        reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
+        raise UserError(f"{path}: not a readable MIDI file ({reason})") from error
+    meter = Meter()
+    if midi.time_signature_changes:
+        first = midi.time_signature_changes[0]
+        try:
+            meter = Meter(first.numerator, first.denominator)
+        except ValueError:
+            meter = Meter()
+    resolution = float(midi.resolution)
+    notes = []
+    for instrument in midi.instruments:
+        if instrument.is_drum:
+            continue
+        for note in instrument.notes:
+            start = midi.time_to_tick(note.start) / resolution
+            end = midi.time_to_tick(note.end) / resolution
+            if end - start > 1e-6:
+                notes.append(Note(note.pitch, max(1, min(127, note.velocity)), start, end - start))
+    if not notes:
+        raise UserError(f"{path}: no notes (an empty MIDI file, or drums only)")
+    bars = math.floor(max(n.start for n in notes) / meter.beats_per_bar + 1e-9) + 1  # holds the last onset
+    _times, tempi = midi.get_tempo_changes()
+    tempo = float(tempi[0]) if len(tempi) else DEFAULT_TEMPO
+    return Phrase(tuple(notes), bars, meter), tempo
+
+
+def write_midi_phrase(phrase: Phrase, path: Path, tempo: float) -> None:
+    """Write one phrase as a piano track at `tempo` in its meter; atomic (temporary file + rename)."""
+    import pretty_midi
+
+    seconds_per_beat = 60.0 / tempo
+    midi = pretty_midi.PrettyMIDI(initial_tempo=tempo)
+    midi.time_signature_changes.append(
+        pretty_midi.TimeSignature(phrase.meter.numerator, phrase.meter.denominator, 0.0)
+    )
+    track = pretty_midi.Instrument(program=0, name="musebridge transfer")
+    for note in phrase.clipped().notes:
+        start = note.start * seconds_per_beat
+        track.notes.append(
+            pretty_midi.Note(note.velocity, note.pitch, start, start + note.duration * seconds_per_beat)
+        )
+    midi.instruments.append(track)
+    if path.parent and not path.parent.is_dir():
+        raise UserError(f"{path}: the folder {path.parent} does not exist")
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        midi.write(str(temporary))
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise UserError(f"{path}: cannot write ({error.strerror or error})") from error
+
+
+def run_transfer(args: argparse.Namespace) -> int:
+    from musebridge.core.model_protocol import ModelRequest
+    from musebridge.registry import resolve_device
+
+    phrase, tempo = read_midi_phrase(args.input)
+    from musebridge.models.transfer_phrase_model import create_transfer_model
+
+    model = create_transfer_model(resolve_device(args.device), {"checkpoint": args.checkpoint or ""})
+    genre = args.to.strip().lower()
+    if genre not in model.genres:
+        raise UserError(f"no model transfers to genre {genre!r} (known: {', '.join(model.genres)})")
+    try:
+        result = model.generate(ModelRequest(mode="transfer", phrase=phrase, bars=phrase.bars, genre=genre))
+    except ValueError as error:
+        raise UserError(str(error)) from error
+    write_midi_phrase(result, args.output, tempo)
+    print(
+        f"wrote {args.output}: {phrase.bars} bars of {phrase.meter}, {len(phrase.notes)} notes in, "
+        f"{len(result.notes)} notes out ({genre})"
+    )
+    return 0
+
+
+# ---------------------------------------------------------------- train transfer / eval transfer
+
+
+def register_train(models: argparse._SubParsersAction) -> None:
+    """`musebridge train transfer`: genre classifier, then the CycleGAN of a genre pair."""
+    parser = models.add_parser(
+        "transfer",
+        help="CycleGAN genre transfer for a pair of genres (dataset genres or two MIDI folders)",
+        description="Train the evaluation classifier, then the CycleGAN, on 4-bar 4/4 phrases of two "
+        "genres: --pair A B from the built dataset, or --a DIR_A --b DIR_B (your own MIDI folders). "
+        "Writes cyclegan_<a>_<b>.pt and genre_classifier_<a>_<b>.pt with their .yaml model cards.",
+    )
+    parser.add_argument("--pair", nargs=2, metavar=("A", "B"), help="two genres of the built dataset")
+    parser.add_argument("--a", type=Path, metavar="DIR_A", help="a folder of .mid files for genre A")
+    parser.add_argument("--b", type=Path, metavar="DIR_B", help="a folder of .mid files for genre B")
+    parser.add_argument(
+        "--names", nargs=2, metavar=("A", "B"), help="genre names for --a/--b (default: folders)"
+    )
+    parser.add_argument("--dataset", type=Path, help="dataset .npz (default: the built cache)")
+    parser.add_argument("--config", default="cpu_small", choices=CONFIG_NAMES, help="CycleGAN size")
+    parser.add_argument("--kind", choices=("base", "partial"), help="without / with the extra discriminators")
+    parser.add_argument("--sigma-d", type=float, help="std of the half-normal noise on D inputs")
+    parser.add_argument("--steps", type=int, default=2000, help="CycleGAN training steps (batches)")
+    parser.add_argument("--batch-size", type=int, help="override the config's batch size")
+    parser.add_argument("--classifier-epochs", type=int, default=8)
+    parser.add_argument("--skip-classifier", action="store_true", help="keep the existing classifier file")
+    parser.add_argument("--max-phrases", type=int, default=0, help="cap train phrases per genre (0: all)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("-o", "--output-dir", type=Path, default=Path("models/checkpoints"))
+    parser.set_defaults(handler=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from musebridge.models.train_transfer import run
+
+    return run(args)
+
+
+def register_eval(models: argparse._SubParsersAction) -> None:
+    """`musebridge eval transfer`: classifier accuracy, S_A->B, S_B->A, S_tot and content kept."""
+    parser = models.add_parser(
+        "transfer",
+        help="CycleGAN: classifier accuracy, transfer strength S (Brunner et al. 2018), content kept",
+        description="Transfer the held-out test phrases both ways, classify originals, transfers and "
+        "cycles with the pair's genre classifier, and print accuracy, S_A->B, S_B->A, S_tot and the "
+        "fraction of input onsets kept.",
+    )
+    parser.add_argument("checkpoint", type=Path, help="a cyclegan_<a>_<b>.pt checkpoint")
+    parser.add_argument(
+        "--classifier", type=Path, help="classifier .pt (default: genre_classifier_<a>_<b>.pt beside)"
+    )
+    parser.add_argument("--dataset", type=Path, help="dataset .npz (default: the built cache)")
+    parser.add_argument(
+        "--a", type=Path, metavar="DIR_A", help="MIDI folder of genre A (instead of the dataset)"
+    )
+    parser.add_argument("--b", type=Path, metavar="DIR_B", help="MIDI folder of genre B")
+    parser.add_argument("--split", default="test", choices=("valid", "test"))
+    parser.add_argument("--max-phrases", type=int, default=0, help="cap phrases per genre (0: all)")
+    parser.add_argument("--json", type=Path, help="write the figures as JSON here")
+    parser.add_argument("--update-card", action="store_true", help="write the figures into the model card")
+    parser.add_argument("--seed", type=int, default=0, help="which phrases --max-phrases keeps")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.set_defaults(handler=_run_eval)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from musebridge.models.eval_transfer import run
+
+    return run(args)

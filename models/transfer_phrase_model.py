@@ -1,0 +1,121 @@
+"""The CycleGAN genre transfer as a PhraseModel (mode "transfer", target genre from request.genre).
+
+A played phrase is cut into rolls of up to 4 bars (the model's phrase; 3/4 and 6/8 bars fit 4 to a
+roll with padding, longer bars fewer), each roll is run through the generator toward the target
+genre, binarised at 0.5 and decoded with velocities taken from the input notes it overlaps. Shorter
+phrases are padded with silence; a silent chunk stays silent (nothing to re-voice).
+
+Registry: `register_lazy("cyclegan", "musebridge.models.transfer_phrase_model:create_transfer_model")`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from musebridge.core.model_protocol import ModelRequest
+from musebridge.core.music import Note, Phrase
+
+from .cyclegan import CycleGAN, load_cyclegan
+from .encoding import pianoroll
+
+CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
+
+
+def shipped_checkpoints() -> list[Path]:
+    """The CycleGAN checkpoints shipped with the package (cyclegan_<a>_<b>.pt), sorted."""
+    return sorted(CHECKPOINT_DIR.glob("cyclegan_*.pt"))
+
+
+class TransferPhraseModel:
+    """Genre transfer toward any genre of the loaded pairs; satisfies PhraseModel."""
+
+    name = "cyclegan"
+    modes = frozenset({"transfer"})
+
+    def __init__(
+        self,
+        pairs: Sequence[tuple[CycleGAN, tuple[str, str]]],
+        device: str | torch.device = "cpu",
+        threshold: float = 0.5,
+    ):
+        if not pairs:
+            raise ValueError("a transfer model needs at least one trained genre pair")
+        self.device = torch.device(device)
+        self.threshold = threshold
+        self._generators: dict[str, torch.nn.Module] = {}
+        for model, (genre_a, genre_b) in pairs:
+            model.to(self.device).eval()
+            self._generators.setdefault(genre_b, model.generator_ab)  # A -> B makes genre B
+            self._generators.setdefault(genre_a, model.generator_ba)
+
+    @property
+    def genres(self) -> tuple[str, ...]:
+        """Target genres this model can transfer to, sorted."""
+        return tuple(sorted(self._generators))
+
+    def generate(self, request: ModelRequest) -> Phrase:
+        """The request's phrase re-voiced in request.genre, request.bars bars long, in its meter."""
+        if request.mode not in self.modes:
+            raise ValueError(f"model {self.name!r} serves mode 'transfer', not {request.mode!r}")
+        genre = request.genre.strip().lower()
+        if not genre:
+            raise ValueError(f"transfer needs a target genre (one of: {', '.join(self.genres)})")
+        generator = self._generators.get(genre)
+        if generator is None:
+            raise ValueError(f"no model transfers to genre {genre!r} (known: {', '.join(self.genres)})")
+        if request.bars < 1:
+            raise ValueError(f"bars must be >= 1, got {request.bars}")
+        meter = request.phrase.meter
+        per_roll = pianoroll.max_bars(meter)
+        if per_roll < 1:
+            raise ValueError(f"one bar of {meter} does not fit the model's {pianoroll.ROLL_STEPS}-step roll")
+        bar_beats = meter.beats_per_bar
+        chunks: list[tuple[float, int, list[Note]]] = []  # (offset beats, bars, notes relative to offset)
+        for first_bar in range(0, request.bars, per_roll):
+            bars = min(per_roll, request.bars - first_bar)
+            offset = first_bar * bar_beats
+            notes = [
+                n.shifted(-offset)
+                for n in request.phrase.notes
+                if offset - 1e-9 <= n.start < offset + bars * bar_beats - 1e-9
+            ]
+            if notes:
+                chunks.append((offset, bars, notes))
+        out: list[Note] = []
+        if chunks:
+            rolls = np.stack([pianoroll.encode_notes(notes, meter, bars) for _o, bars, notes in chunks])
+            batch = torch.from_numpy(rolls.astype(np.float32)).unsqueeze(1).to(self.device)  # (C, 1, 64, 84)
+            with torch.no_grad():
+                transferred = (generator(batch) >= self.threshold).squeeze(1).cpu().numpy()  # (C, 64, 84)
+            for (offset, bars, notes), roll in zip(chunks, transferred, strict=True):
+                phrase = pianoroll.decode_roll(roll, meter, bars, reference=notes)
+                out += [n.shifted(offset) for n in phrase.notes]
+        return Phrase(notes=tuple(out), bars=request.bars, meter=meter).clipped()
+
+
+def create_transfer_model(
+    device: str = "cpu", options: Mapping[str, Any] | None = None
+) -> TransferPhraseModel:
+    """Registry factory. options: "checkpoint" (a path, or several joined by ","; default: the shipped
+    cyclegan_*.pt), "threshold" (default 0.5). A missing or unreadable checkpoint is a UserError."""
+    from musebridge.errors import UserError
+    from musebridge.registry import require_checkpoint
+
+    options = dict(options or {})
+    named = str(options.get("checkpoint", "") or "")
+    paths = [Path(p.strip()).expanduser() for p in named.split(",") if p.strip()] or shipped_checkpoints()
+    if not paths:
+        raise UserError(f"model 'cyclegan': no checkpoint given and none shipped in {CHECKPOINT_DIR}")
+    pairs = []
+    for path in paths:
+        require_checkpoint(path, model="cyclegan")
+        try:
+            model, genres, _extra = load_cyclegan(path, device)
+        except ValueError as error:
+            raise UserError(f"model 'cyclegan': {error}") from error
+        pairs.append((model, genres))
+    return TransferPhraseModel(pairs, device=device, threshold=float(options.get("threshold", 0.5)))

@@ -1,0 +1,180 @@
+"""Genre transfer around the CycleGAN: metrics (S, content kept), the PhraseModel adapter, the CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from musebridge.core.model_protocol import ModelRequest, PhraseModel
+from musebridge.core.music import Meter, Note, Phrase
+from musebridge.models.cyclegan import CycleGAN, CycleGANConfig, save_cyclegan
+from musebridge.models.eval_transfer import content_kept, evaluate, onsets, transfer_strength
+from musebridge.models.genre_classifier import GenreClassifier
+from musebridge.models.transfer_phrase_model import TransferPhraseModel, create_transfer_model
+
+TOY = CycleGANConfig(name="toy", generator_channels=4, residual_blocks=1, discriminator_channels=4)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class Identity(torch.nn.Module):
+    def forward(self, roll: torch.Tensor) -> torch.Tensor:
+        return roll
+
+
+class OctaveUp(torch.nn.Module):
+    """Moves every note 12 pitch columns up (cells pushed past the top are dropped)."""
+
+    def forward(self, roll: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros_like(roll)
+        out[..., 12:] = roll[..., :-12]
+        return out
+
+
+class Constant(torch.nn.Module):
+    """Ignores its input: always the same stock phrase (one long C4)."""
+
+    def forward(self, roll: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros_like(roll)
+        out[..., 60 - 24] = 1.0
+        return out
+
+
+def rigged(ab: torch.nn.Module, ba: torch.nn.Module) -> CycleGAN:
+    model = CycleGAN(TOY)
+    model.generator_ab, model.generator_ba = ab, ba
+    return model
+
+
+class PitchClassifier(GenreClassifier):
+    """Genre A = mean pitch below MIDI 60, genre B = above (a stand-in with known answers)."""
+
+    def forward(self, roll: torch.Tensor) -> torch.Tensor:
+        pitches = torch.arange(84, dtype=torch.float32) + 24
+        weight = roll.sum(dim=2).squeeze(1)  # (B, 84)
+        mean = (weight * pitches).sum(1) / weight.sum(1).clamp(min=1)
+        return torch.stack([60 - mean, mean - 60], dim=1)
+
+
+def test_onsets_and_content_kept() -> None:
+    roll = np.zeros((1, 64, 84), dtype=np.uint8)
+    roll[0, 0:4, 10] = 1  # one note: one onset
+    roll[0, 8:10, 10] = 1  # a second note of the same pitch
+    roll[0, 8, 20] = 1
+    assert onsets(roll).sum() == 3
+    assert content_kept(roll, roll) == (1.0, 1.0)
+    moved = np.roll(roll, 12, axis=2)
+    assert content_kept(roll, moved) == (0.0, 1.0)  # pitches changed, rhythm kept
+    assert content_kept(roll, np.zeros_like(roll)) == (0.0, 0.0)
+
+
+def test_transfer_strength_extremes() -> None:
+    assert transfer_strength(0.9, 0.9, 0.9) == 0.0  # identity: no transfer
+    assert transfer_strength(1.0, 0.0, 1.0) == 100.0  # all moved to B and all cycled back
+    assert transfer_strength(1.0, 0.0, 0.0) == 50.0  # moved but not recoverable
+
+
+def low_and_high_rolls() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    low = np.zeros((6, 64, 84), dtype=np.uint8)
+    high = np.zeros((6, 64, 84), dtype=np.uint8)
+    for i in range(6):
+        low[i, rng.integers(0, 64, 8), rng.integers(20, 30, 8)] = 1  # MIDI 44..53
+        high[i, rng.integers(0, 64, 8), rng.integers(45, 55, 8)] = 1  # MIDI 69..78
+    return low, high
+
+
+def test_evaluate_identity_scores_zero_and_octave_shift_scores_full() -> None:
+    low, high = low_and_high_rolls()
+    classifier = PitchClassifier()
+    identity = evaluate(rigged(Identity(), Identity()), classifier, ("low", "high"), low, high)
+    assert identity.classifier_accuracy == 1.0
+    assert identity.s_tot == 0.0
+    assert identity.onsets_kept == {"low->high": 1.0, "high->low": 1.0}
+
+    class OctaveDown(torch.nn.Module):
+        def forward(self, roll: torch.Tensor) -> torch.Tensor:
+            out = torch.zeros_like(roll)
+            out[..., :-24] = roll[..., 24:]
+            return out
+
+    class TwoOctavesUp(torch.nn.Module):
+        def forward(self, roll: torch.Tensor) -> torch.Tensor:
+            out = torch.zeros_like(roll)
+            out[..., 24:] = roll[..., :-24]
+            return out
+
+    shifted = evaluate(rigged(TwoOctavesUp(), OctaveDown()), classifier, ("low", "high"), low, high)
+    assert shifted.s_a_to_b == 100.0 and shifted.s_b_to_a == 100.0 and shifted.s_tot == 100.0
+    assert shifted.onsets_kept["low->high"] == 0.0 and shifted.onset_steps_kept["low->high"] == 1.0
+    stock = evaluate(rigged(Constant(), Constant()), classifier, ("low", "high"), low, high)
+    assert stock.onset_steps_kept["low->high"] < 0.2  # a stock phrase does not keep the rhythm
+    assert "S_tot" in "\n".join(shifted.lines())
+
+
+def melody(meter: Meter | None = None, bars: int = 4) -> Phrase:
+    meter = meter or Meter(4, 4)
+    notes = tuple(Note(60 + (i % 5), 40 + i, i * 1.0, 0.5) for i in range(int(bars * meter.beats_per_bar)))
+    return Phrase(notes, bars, meter)
+
+
+def test_phrase_model_routes_target_genre_and_keeps_input_velocities() -> None:
+    model = TransferPhraseModel([(rigged(Identity(), OctaveUp()), ("folk", "celtic"))])
+    assert isinstance(model, PhraseModel)
+    assert model.genres == ("celtic", "folk")
+    phrase = melody()
+    to_celtic = model.generate(ModelRequest("transfer", phrase, 4, genre="celtic"))  # folk->celtic: identity
+    assert [(n.pitch, n.velocity, n.start, n.duration) for n in to_celtic.notes] == [
+        (n.pitch, n.velocity, n.start, n.duration) for n in phrase.notes
+    ]
+    to_folk = model.generate(ModelRequest("transfer", phrase, 4, genre="Folk"))  # celtic->folk: octave up
+    assert [n.pitch for n in to_folk.notes] == [n.pitch + 12 for n in phrase.notes]
+    assert [n.velocity for n in to_folk.notes] == [n.velocity for n in phrase.notes]  # from the input
+    with pytest.raises(ValueError, match="known: celtic, folk"):
+        model.generate(ModelRequest("transfer", phrase, 4, genre="jazz"))
+    with pytest.raises(ValueError):
+        model.generate(ModelRequest("transfer", phrase, 4, genre=""))
+    with pytest.raises(ValueError):
+        model.generate(ModelRequest("continue", phrase, 4, genre="folk"))
+
+
+def test_phrase_model_pads_short_phrases_and_handles_three_four_and_six_eight() -> None:
+    model = TransferPhraseModel([(rigged(Identity(), Identity()), ("folk", "celtic"))])
+    short = melody(bars=2)
+    out = model.generate(ModelRequest("transfer", short, 2, genre="celtic"))
+    assert out.bars == 2 and len(out.notes) == len(short.notes)
+    for meter in (Meter(3, 4), Meter(6, 8)):
+        phrase = melody(meter, bars=4)
+        out = model.generate(ModelRequest("transfer", phrase, 4, genre="celtic"))
+        assert out.meter == meter and out.bars == 4
+        assert [(n.pitch, n.start) for n in out.notes] == [(n.pitch, n.start) for n in phrase.notes]
+    eight = melody(bars=8)  # two rolls
+    out = model.generate(ModelRequest("transfer", eight, 8, genre="celtic"))
+    assert [(n.pitch, n.start) for n in out.notes] == [(n.pitch, n.start) for n in eight.notes]
+
+
+def test_silence_stays_silent_even_from_a_model_that_invents_notes() -> None:
+    model = TransferPhraseModel([(rigged(Constant(), Constant()), ("folk", "celtic"))])
+    out = model.generate(ModelRequest("transfer", Phrase((), 4), 4, genre="celtic"))
+    assert out.notes == () and out.bars == 4
+
+
+def test_factory_loads_checkpoints_and_names_a_missing_one(tmp_path) -> None:
+    from musebridge.errors import UserError
+
+    path = tmp_path / "cyclegan_folk_celtic.pt"
+    save_cyclegan(CycleGAN(TOY), path, ("folk", "celtic"))
+    model = create_transfer_model("cpu", {"checkpoint": str(path)})
+    out = model.generate(ModelRequest("transfer", melody(), 4, genre="celtic"))
+    assert out.bars == 4 and all(0 <= n.start < 16 for n in out.notes)
+    with pytest.raises(UserError, match="missing.pt"):
+        create_transfer_model("cpu", {"checkpoint": str(tmp_path / "missing.pt")})
+    (tmp_path / "bad.pt").write_bytes(b"junk")
+    with pytest.raises(UserError, match="not a musebridge CycleGAN|cannot read"):
+        create_transfer_model("cpu", {"checkpoint": str(tmp_path / "bad.pt")})
