@@ -36,6 +36,7 @@ class ModelEntry:
     target: str | None
     neural: bool
     description: str
+    cpu_bound: bool = False  # holds the GIL while it runs: `serve --isolation auto` gives it a process
 
 
 _ENTRIES: dict[str, ModelEntry] = {}
@@ -43,19 +44,37 @@ _LOCK = threading.Lock()
 
 
 def register(
-    name: str, factory: ModelFactory, *, neural: bool = False, description: str = "", replace: bool = False
+    name: str,
+    factory: ModelFactory,
+    *,
+    neural: bool = False,
+    description: str = "",
+    replace: bool = False,
+    cpu_bound: bool | None = None,
 ) -> None:
-    """Register `factory` under `name`; registering a taken name raises ValueError unless replace."""
-    _add(ModelEntry(name, factory, None, neural, description), replace)
+    """Register `factory` under `name`; registering a taken name raises ValueError unless replace.
+
+    neural: needs torch and a device. cpu_bound (default: neural): runs long in Python/CPU, so
+    `serve --isolation auto` runs it in a child process when it runs on the CPU.
+    """
+    bound = neural if cpu_bound is None else cpu_bound
+    _add(ModelEntry(name, factory, None, neural, description, bound), replace)
 
 
 def register_lazy(
-    name: str, target: str, *, neural: bool = True, description: str = "", replace: bool = False
+    name: str,
+    target: str,
+    *,
+    neural: bool = True,
+    description: str = "",
+    replace: bool = False,
+    cpu_bound: bool | None = None,
 ) -> None:
     """Register a factory by 'package.module:function'; the module is imported only when used."""
     if ":" not in target:
         raise ValueError(f"lazy target must look like 'package.module:function', got {target!r}")
-    _add(ModelEntry(name, None, target, neural, description), replace)
+    bound = neural if cpu_bound is None else cpu_bound
+    _add(ModelEntry(name, None, target, neural, description, bound), replace)
 
 
 def unregister(name: str) -> None:
@@ -197,7 +216,7 @@ def _register_builtins() -> None:
     register("thru", _rule_factory("thru"), description="no model: the played phrase, unchanged")
     register("transpose", _rule_factory("transpose"), description="the phrase moved by N semitones")
     register("blend", _rule_factory("blend"), description="interpolation of clip A and B by rule")
-    register_lazy("busy", "musebridge.bench_models:create_busy_model", neural=False,
+    register_lazy("busy", "musebridge.bench_models:create_busy_model", neural=False, cpu_bound=True,
                   description="benchmark load: burns work_ms of CPU (GIL held), then transposes")
 
 

@@ -141,12 +141,13 @@ class Server:
         return dict(preset.model_options.get(name, {}))
 
     def _isolation(self, used: Sequence[str]) -> str:
+        """auto: a child process per model when a CPU-bound model runs on the CPU (measured: a model
+        holding the GIL in-process shifts JACK output by ticks; see docs/benchmarks.md), else threads."""
         if self.config.isolation != "auto":
             return self.config.isolation
-        neural_on_cpu = any(registry.is_neural(name) for name in used) and (
-            registry.resolve_device(self.config.device) == "cpu"
-        )
-        return "process" if neural_on_cpu else "thread"
+        entries = [registry.entry(name) for name in used]
+        on_cpu = not any(e.neural for e in entries) or registry.resolve_device(self.config.device) == "cpu"
+        return "process" if on_cpu and any(e.cpu_bound for e in entries) else "thread"
 
     # -- edges -> inbox (other threads: timestamp + enqueue only) -------------------------------
     def _on_midi(self, data: Sequence[int], when: float) -> None:

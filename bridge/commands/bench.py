@@ -1,7 +1,131 @@
-"""`musebridge bench` (being built)."""
+"""`musebridge bench`: model inference latency, and the bridge's timing through real JACK ports."""
+
+from __future__ import annotations
 
 import argparse
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from musebridge.commands.serve import one_line_errors
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    subparsers.add_parser("bench", help="(being built)")
+    parser = subparsers.add_parser(
+        "bench",
+        help="measure model latency and the bridge's timing through JACK",
+        description="Per-model inference latency (p50/p99), then, through real JACK ports (a private "
+        "jackd -d dummy is started when none runs): thru latency added over JACK's own loop, output "
+        "timing error while a CPU-busy model runs (model in a thread vs a child process), and late jobs "
+        "for the transpose preset at 120 and 200 BPM.",
+    )
+    parser.add_argument("--json", metavar="OUT", type=Path, default=None,
+                        help="also write the results as JSON")
+    parser.add_argument("--quick", action="store_true", help="fewer runs and bars (about a minute)")
+    parser.add_argument("--runs", type=_positive_int, default=None,
+                        help="inference runs per model (default: 200, quick: 50)")
+    parser.add_argument("--models", metavar="NAME", nargs="+", default=None,
+                        help="models to time (default: every registered one)")
+    parser.add_argument("--no-jack", action="store_true", help="skip the JACK measurements")
+    parser.add_argument("--busy-ms", type=float, default=600.0,
+                        help="CPU time the busy model burns per job in the load test (default: 600)")
+    parser.set_defaults(handler=run)
+    one_line_errors(parser)
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from musebridge.bench_models import model_latencies
+
+    results: dict[str, Any] = {
+        "command": "musebridge bench" + (" --quick" if args.quick else ""),
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {_cpu_count()} CPU",
+    }
+    runs = args.runs or (50 if args.quick else 200)
+    _say(f"model inference latency ({runs} runs, 4-bar phrase):")
+    latencies = model_latencies(args.models, runs=runs)
+    for entry in latencies:
+        if entry.stats is None:
+            _say(f"  {entry.model:12s} skipped: {entry.skipped}")
+        else:
+            _say(f"  {entry.model:12s} {entry.mode:12s} p50 {entry.stats['p50_ms']:8.3f} ms  "
+                 f"p99 {entry.stats['p99_ms']:8.3f} ms")
+    results["models"] = [entry.as_dict() for entry in latencies]
+    results["jack"] = {"skipped": "--no-jack"} if args.no_jack else _jack_benchmarks(args)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        _say(f"wrote {args.json}")
+    return 0
+
+
+def _cpu_count() -> int:
+    import os
+
+    return os.cpu_count() or 1
+
+
+def _jack_benchmarks(args: argparse.Namespace) -> dict[str, Any]:
+    from musebridge import bench_jack, bench_scenarios
+
+    reason = bench_jack.jack_unavailable_reason()
+    if reason:
+        _say(f"JACK benchmarks skipped: {reason}")
+        return {"skipped": reason}
+    out: dict[str, Any] = {}
+    with bench_jack.private_jackd() as server:
+        out["server"] = f"jackd -n {server.name} -d dummy -r {bench_jack.SAMPLE_RATE} -p {bench_jack.PERIOD}"
+        _say(f"JACK: {out['server']}")
+        env = server.env
+
+        thru = bench_scenarios.thru_latency(env, server.name, events=100 if args.quick else 300)
+        out["thru_latency"] = thru
+        if thru["added"]:
+            _say(f"thru latency added over JACK's loop: p50 {thru['added']['p50_ms']:.3f} ms, "
+                 f"p99 {thru['added']['p99_ms']:.3f} ms ({thru['matched']}/{thru['events']} pairs; "
+                 f"period {thru['period_ms']} ms)")
+
+        bars = 4 if args.quick else 10
+        load = []
+        for isolation, switch_ms in (("thread", 5.0), ("thread", 0.5), ("process", 0.5)):
+            entry = bench_scenarios.timing_under_load(
+                env, server.name, isolation=isolation, switch_interval_ms=switch_ms, work_ms=args.busy_ms,
+                bars=bars,
+            )
+            load.append(entry)
+            if entry["error"]:
+                error = entry["abs_error"]
+                _say(f"output timing error, busy model in a {isolation} (GIL switch {switch_ms:g} ms): "
+                     f"|error| p50 {error['p50_ms']:.3f} ms, p99 {error['p99_ms']:.3f} ms, "
+                     f"max {error['max_ms']:.3f} ms ({entry['events']} events)")
+            else:
+                _say(f"output timing, busy model in a {isolation}: no output received")
+        out["timing_under_load"] = load
+
+        late = []
+        for bpm in (120.0, 200.0):
+            entry = bench_scenarios.late_jobs(env, server.name, bpm=bpm, bars=4 if args.quick else 8)
+            late.append(entry)
+            _say(f"transpose at {bpm:g} BPM: {entry['late_jobs']} late jobs, "
+                 f"{entry['bars_answered']} of {entry['bars_played']} bars answered")
+        out["late_jobs"] = late
+    return out
+
+

@@ -46,6 +46,16 @@ def one_line_errors(parser: argparse.ArgumentParser) -> None:
     parser.error = error  # type: ignore[method-assign]
 
 
+def _switch_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.05 <= value <= 100.0:
+        raise argparse.ArgumentTypeError(f"switch interval must be 0.05..100 ms, got {value:g}")
+    return value
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "serve",
@@ -79,6 +89,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--isolation", choices=ISOLATIONS, default="auto",
                         help="where models run: a worker thread, a child process, or auto "
                         "(process for CPU neural models, thread otherwise) (default: auto)")
+    parser.add_argument("--switch-interval-ms", type=_switch_interval, default=0.5, metavar="MS",
+                        help="Python's GIL switch interval while serving: how long a busy model thread may "
+                        "hold the GIL before the realtime threads get it (default: 0.5; Python's own: 5)")
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="log level (default: info)")
     parser.set_defaults(handler=run)
     one_line_errors(parser)
@@ -105,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
         mode=args.mode,
         device=args.device,
         isolation=args.isolation,
+        switch_interval_s=args.switch_interval_ms / 1000.0,
     )
     server = Server(config)
     return server.run_forever()

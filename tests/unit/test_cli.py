@@ -1,0 +1,81 @@
+"""The command line: --help, --version, bad options (exit 2, one line), serve/bench start-up errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from musebridge import __version__
+from musebridge.cli import main
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "musebridge", *args], capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"musebridge {__version__}"
+
+
+@pytest.mark.parametrize("command", ["serve", "bench"])
+def test_help_lists_the_options(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    expected = {
+        "serve": ["--preset", "--midi-backend", "--midi-in", "--midi-out", "--osc-host", "--osc-port",
+                  "--osc-allow", "--clock", "--tempo", "--mode", "--device", "--log-level"],
+        "bench": ["--json", "--quick"],
+    }[command]
+    for option in expected:
+        assert option in text
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["serve", "--tempo", "999"], "tempo must be 20..400 BPM, got 999"),
+        (["serve", "--tempo", "fast"], "not a number: 'fast'"),
+        (["serve", "--midi-backend", "midi2"], "invalid choice: 'midi2'"),
+        (["serve", "--osc-port", "70000"], "port must be 0..65535"),
+        (["serve", "--mode", "dance"], "invalid choice: 'dance'"),
+        (["serve", "--device", "tpu"], "invalid choice: 'tpu'"),
+        (["bench", "--runs", "0"], "must be >= 1"),
+    ],
+)
+def test_bad_options_exit_2_with_one_line(args: list[str], message: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert message in err and err.startswith(f"musebridge {args[0]}: error:")
+
+
+def test_serve_with_an_unknown_preset_is_a_one_line_user_error() -> None:
+    result = run_cli("serve", "--preset", "no-such-preset", "--midi-backend", "none", "--osc-port", "0",
+                     "--log-level", "error")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        line for line in result.stderr.strip().splitlines() if line.startswith("musebridge serve: error:")
+    ]
+    assert "unknown preset 'no-such-preset'" in result.stderr
+
+
+def test_serve_on_a_taken_osc_port_is_a_one_line_user_error() -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        result = run_cli("serve", "--midi-backend", "none", "--osc-port", str(port), "--log-level", "error")
+    assert result.returncode == 2
+    assert f"OSC port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert "Traceback" not in result.stderr
