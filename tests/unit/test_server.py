@@ -1,0 +1,111 @@
+"""The server in-process, with a fake MIDI port and real UDP: handler failures are contained."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+
+import pytest
+from musebridge import server_edges
+from musebridge.bench_daemon import OscClient
+from musebridge.server import Server, ServerConfig
+
+
+class FakePorts:
+    """An untimed MIDI port that records what it is sent."""
+
+    backend = "fake"
+    supports_timed_output = False
+    output_lead = 0.0
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, ...]] = []
+        self.on_message: Callable[[tuple[int, ...], float], None] | None = None
+        self.closed = False
+
+    def open(self, on_message: Callable[[tuple[int, ...], float], None]) -> None:
+        self.on_message = on_message
+
+    def send_now(self, data: Sequence[int]) -> None:
+        self.sent.append(tuple(data))
+
+    def send_at(self, data: Sequence[int], time: float) -> None:
+        raise AssertionError("untimed port")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 3.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+@pytest.fixture
+def running(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Server, FakePorts]]:
+    ports = FakePorts()
+
+    def open_fake(config: ServerConfig, on_message: Callable[..., None]) -> tuple[FakePorts, list[str]]:
+        ports.open(on_message)
+        return ports, ["MIDI: fake"]
+
+    monkeypatch.setattr(server_edges, "open_midi", open_fake)
+    server = Server(ServerConfig(preset="default", midi_backend="none", osc_port=0, clock="internal"))
+    lines = server.start()
+    assert "MIDI: fake" in lines and any(line.startswith("OSC: listening on 127.0.0.1:") for line in lines)
+    yield server, ports
+    server.stop()
+
+
+def test_thru_note_and_a_failing_midi_handler_still_closes_the_note(running) -> None:
+    server, ports = running
+    assert ports.on_message is not None
+    ports.on_message((0x90, 60, 100), time.perf_counter())
+    assert wait_until(lambda: (0x90, 60, 100) in ports.sent)
+
+    real = server.conductor.handle_midi
+
+    def broken(data: Sequence[int], when: float):
+        if data[0] & 0xF0 == 0x80:
+            raise RuntimeError("conductor bug")
+        return real(data, when)
+
+    server.conductor.handle_midi = broken
+    ports.on_message((0x80, 60, 0), time.perf_counter())
+    assert wait_until(lambda: (0x80, 60, 0) in ports.sent)  # the crash path let the note-off through
+    assert server.counters.handler_errors == 1
+    ports.on_message((0x90, 62, 90), time.perf_counter())  # the loop goes on
+    assert wait_until(lambda: (0x90, 62, 90) in ports.sent)
+
+
+def test_a_failing_osc_handler_answers_error_and_the_daemon_goes_on(running) -> None:
+    server, _ = running
+    client = OscClient(server.osc.address[1])
+    real = server.conductor.handle_osc
+
+    def broken(address: str, args: tuple, sender: tuple[str, int], when: float):
+        if address == "/musebridge/genre":
+            raise KeyError("conductor bug")
+        return real(address, args, sender, when)
+
+    server.conductor.handle_osc = broken
+    client.send("/musebridge/genre", 1, "folk")
+    (reason, address), = client.wait_for("/musebridge/error", timeout=3.0)
+    assert address == "/musebridge/genre" and reason.startswith("internal error:")
+    assert client.request("/musebridge/ping", reply="/musebridge/pong") == ()
+    assert server.counters.handler_errors == 1
+    client.close()
+
+
+def test_stop_closes_every_note_and_the_ports(running) -> None:
+    server, ports = running
+    ports.on_message((0x91, 64, 100), time.perf_counter())  # a thru note on channel 2, still held
+    assert wait_until(lambda: (0x91, 64, 100) in ports.sent)
+    server.stop()
+    assert (0x81, 64, 0) in ports.sent
+    assert ports.sent.index((0x81, 64, 0)) > ports.sent.index((0x91, 64, 100))
+    assert ports.closed
