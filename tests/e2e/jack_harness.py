@@ -122,7 +122,7 @@ class JackServer:
 
 @dataclass(frozen=True, slots=True)
 class ReceivedEvent:
-    """A MIDI event as the test client saw it: absolute frame, its perf_counter time, the bytes."""
+    """A MIDI event as the test client wrote or received it: absolute frame, its perf_counter time, bytes."""
 
     frame: int
     time: float
@@ -148,9 +148,10 @@ class MidiTestClient:
         self.clock = JackClock(self.client)
         self._handover: deque[tuple[int | None, float, tuple[int, ...]]] = deque()
         self._pending: list[tuple[int, int, tuple[int, ...]]] = []
+        self._timed: list[tuple[float, int, tuple[int, ...]]] = []
         self._sequence = itertools.count()
         self.received: deque[ReceivedEvent] = deque()
-        self.sent: deque[tuple[int, tuple[int, ...]]] = deque()
+        self.sent: deque[ReceivedEvent] = deque()  # as written: frame, its time, bytes
         self.late_events = 0
         self.write_errors = 0
         self.xruns = 0
@@ -165,17 +166,23 @@ class MidiTestClient:
         self.xruns += 1
 
     def _process(self, nframes: int) -> None:
-        cycle = self.clock.update(nframes)
+        clock = self.clock
+        cycle = clock.update(nframes)
         start = cycle.frames
         end = start + nframes
         handover = self._handover
         while handover:
             frame, when, data = handover.popleft()
             if frame is None:
-                frame = self.clock.time_to_frame(when)
-            elif frame == _NOW:
+                heapq.heappush(self._timed, (when, next(self._sequence), data))
+                continue
+            if frame == _NOW:
                 frame = start
             heapq.heappush(self._pending, (frame, next(self._sequence), data))
+        end_time = clock.frame_to_time(end)
+        while self._timed and self._timed[0][0] < end_time:  # converted in their own cycle
+            when, order, data = heapq.heappop(self._timed)
+            heapq.heappush(self._pending, (clock.time_to_frame(when), order, data))
         out = self.outport
         out.clear_buffer()
         pending = self._pending
@@ -187,7 +194,7 @@ class MidiTestClient:
                 self.late_events += 1
             try:
                 out.write_midi_event(offset, data)
-                self.sent.append((start + offset, data))
+                self.sent.append(ReceivedEvent(start + offset, clock.frame_to_time(start + offset), data))
             except Exception:
                 self.write_errors += 1
         for offset, buffer in self.inport.incoming_midi_events():
@@ -247,7 +254,7 @@ class MidiTestClient:
     def wait_until_sent(self, timeout: float = 5.0) -> None:
         """Block until every handed-over event has been written."""
         deadline = time.monotonic() + timeout
-        while (self._handover or self._pending) and time.monotonic() < deadline:
+        while (self._handover or self._pending or self._timed) and time.monotonic() < deadline:
             time.sleep(0.002)
         self.wait_cycles(1)
 

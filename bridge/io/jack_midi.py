@@ -1,0 +1,298 @@
+"""JACK MIDI backend: ONE JACK client (`musebridge`) with ports `musebridge:in` and `musebridge:out`.
+
+python-rtmidi would make one JACK client per MidiIn/MidiOut object, so this uses JACK-Client.
+
+Timing (see musebridge.io.jack_clock): an incoming event is stamped with the perf_counter time of its
+frame. `send_at(data, when)` hands the event over to the process thread, which writes it at the
+exact frame offset of `when` inside the cycle that contains it; to be exact it must be handed over
+at least one period ahead (`output_lead` is a safe margin). An event handed over late goes out at
+the first frame of the next cycle and is counted in stats()["late_out"].
+
+The process callback does little: read the cycle times, move handed-over events into a heap, write
+the due ones, stamp and forward the incoming ones. It takes no lock and never raises (an exception
+there would make JACK drop the client): errors are counted in stats()["callback_errors"].
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+
+import jack
+from musebridge.errors import UserError
+from musebridge.io.jack_clock import JackClock
+from musebridge.io.midi_ports import (
+    DEFAULT_CLIENT_NAME,
+    BackendListing,
+    HeldNotes,
+    MidiCallback,
+    all_notes_off_messages,
+    checked_midi,
+    match_port,
+    midi_problem,
+)
+
+log = logging.getLogger("musebridge.midi.jack")
+
+_NOW = float("-inf")  # handover time meaning "the first frame of the next cycle"
+_PANIC = None  # handover data meaning "drop pending output, release held notes"
+
+
+class _Quiet:
+    """Silence libjack's stderr chatter (e.g. 'Cannot connect to server socket') while probing."""
+
+    def __enter__(self) -> None:
+        jack.set_error_function(lambda message: None)
+        jack.set_info_function(lambda message: None)
+
+    def __exit__(self, *exc: object) -> None:
+        jack.set_error_function(None)
+        jack.set_info_function(None)
+
+
+def jack_server_running(servername: str | None = None) -> bool:
+    """Whether a JACK server answers; never starts one."""
+    with _Quiet():
+        try:
+            client = jack.Client("musebridge-probe", no_start_server=True, servername=servername)
+        except jack.JackError:
+            return False
+    client.close()
+    return True
+
+
+def list_jack_ports(servername: str | None = None) -> BackendListing:
+    """MIDI sources (inputs for us) and destinations (outputs for us) of the running JACK server."""
+    with _Quiet():
+        try:
+            client = jack.Client("musebridge-ports", no_start_server=True, servername=servername)
+        except jack.JackError:
+            return BackendListing("jack", False, "no JACK server running (musebridge never starts one)")
+    try:
+        sources = [p.name for p in client.get_ports(is_midi=True, is_output=True)]
+        destinations = [p.name for p in client.get_ports(is_midi=True, is_input=True)]
+    finally:
+        client.close()
+    return BackendListing("jack", True, "", sources, destinations)
+
+
+class JackMidiPorts:
+    """The JACK backend of MidiPorts (see the module doc)."""
+
+    backend = "jack"
+    supports_timed_output = True
+
+    def __init__(
+        self,
+        client_name: str = DEFAULT_CLIENT_NAME,
+        connect_in: str | None = None,
+        connect_out: str | None = None,
+        servername: str | None = None,
+    ) -> None:
+        self.client_name = client_name
+        self.connect_in = connect_in
+        self.connect_out = connect_out
+        self.servername = servername
+        self.name = f"{client_name}:in / {client_name}:out (JACK)"
+        self.client: jack.Client | None = None
+        self.clock: JackClock | None = None
+        self.alive = False
+        self.output_lead = 0.0
+        self._on_message: MidiCallback | None = None
+        self._handover: deque[tuple[float, bytes | None]] = deque()
+        self._pending: list[tuple[float, int, bytes]] = []
+        self._sequence = itertools.count()
+        self._held = HeldNotes()
+        self._panic_done = threading.Event()
+        self._counts = dict.fromkeys(
+            ("received", "invalid_in", "sent", "late_out", "retried_out", "dropped_out", "callback_errors",
+             "xruns"), 0,
+        )
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def open(self, on_message: MidiCallback) -> None:
+        """Open the client, register musebridge:in and musebridge:out, activate, connect named ports."""
+        self._on_message = on_message
+        with _Quiet():
+            try:
+                client = jack.Client(self.client_name, no_start_server=True, servername=self.servername)
+            except jack.JackError:
+                raise UserError(
+                    "no JACK server running (musebridge never starts one): start jackd or choose "
+                    "another --midi-backend"
+                ) from None
+        if client.name != self.client_name:
+            client.close()
+            raise UserError(
+                f"a JACK client named {self.client_name!r} already exists (another musebridge?); "
+                "close it or pass --midi-name"
+            )
+        self.client = client
+        self.inport = client.midi_inports.register("in")
+        self.outport = client.midi_outports.register("out")
+        self.clock = JackClock(client)
+        period = client.blocksize / client.samplerate
+        self.output_lead = 2.0 * period + 0.002
+        client.set_process_callback(self._process)
+        client.set_shutdown_callback(self._on_shutdown)
+        client.set_xrun_callback(self._on_xrun)
+        client.set_port_connect_callback(self._on_connect)
+        client.activate()
+        self.alive = True
+        log.info(
+            "JACK MIDI ports %s and %s (%d Hz, %d frames/period)",
+            self.inport.name, self.outport.name, client.samplerate, client.blocksize,
+        )
+        try:
+            self._connect_named_ports(client)
+        except BaseException:
+            self.close()  # a failed open leaves no client behind
+            raise
+
+    def _connect_named_ports(self, client: jack.Client) -> None:
+        if self.connect_in:
+            sources = [p.name for p in client.get_ports(is_midi=True, is_output=True)]
+            sources = [s for s in sources if s != self.outport.name]
+            client.connect(sources[match_port(self.connect_in, sources, "input")], self.inport)
+        if self.connect_out:
+            targets = [p.name for p in client.get_ports(is_midi=True, is_input=True)]
+            targets = [t for t in targets if t != self.inport.name]
+            client.connect(self.outport, targets[match_port(self.connect_out, targets, "output")])
+
+    def close(self) -> None:
+        """Release held notes and send all-notes-off (waits a few cycles for it), then close."""
+        client = self.client
+        if client is None:
+            return
+        if self.alive:
+            self.panic()
+            self._panic_done.wait(timeout=max(0.2, 4 * client.blocksize / client.samplerate))
+            try:
+                client.deactivate()
+            except jack.JackError as error:
+                log.warning("JACK: deactivate failed: %s", error)
+        self.alive = False
+        try:
+            client.close()
+        except jack.JackError as error:
+            log.warning("JACK: close failed: %s", error)
+        self.client = None
+
+    # -- sending (any thread) ---------------------------------------------------------------------
+    def send_now(self, data: Sequence[int]) -> None:
+        """Write at the first frame of the next cycle. ValueError if `data` is not one MIDI message."""
+        message = checked_midi(data)
+        if self.alive:
+            self._handover.append((_NOW, message))
+        else:
+            self._counts["dropped_out"] += 1
+
+    def send_at(self, data: Sequence[int], time: float) -> None:
+        """Write on the frame that sounds at perf_counter `time` (hand over >= output_lead ahead)."""
+        message = checked_midi(data)
+        if self.alive:
+            self._handover.append((float(time), message))
+        else:
+            self._counts["dropped_out"] += 1
+
+    def panic(self) -> None:
+        """Drop every event not yet written; note-off for each held note; sustain off + all notes off."""
+        self._panic_done.clear()
+        if self.alive:
+            self._handover.append((_NOW, _PANIC))
+        else:
+            self._panic_done.set()
+
+    def stats(self) -> dict[str, int]:
+        counts = dict(self._counts)
+        counts["pending_out"] = len(self._pending) + len(self._handover)
+        return counts
+
+    def time_now_frame(self) -> int:
+        """The frame sounding now (for diagnostics and tests)."""
+        assert self.clock is not None
+        return self.clock.time_to_frame(time.perf_counter())
+
+    # -- JACK threads -----------------------------------------------------------------------------
+    def _process(self, nframes: int) -> None:
+        try:
+            self._cycle(nframes)
+        except Exception:  # returning an error would make JACK drop the client
+            self._counts["callback_errors"] += 1
+
+    def _cycle(self, nframes: int) -> None:
+        clock = self.clock
+        cycle = clock.update(nframes)
+        start = cycle.frames
+        end = start + nframes
+        pending = self._pending
+        handover = self._handover
+        out = self.outport
+        out.clear_buffer()
+        while handover:
+            when, message = handover.popleft()
+            if message is _PANIC:
+                self._write_panic(out)
+                continue
+            heapq.heappush(pending, (when, next(self._sequence), message))
+        counts = self._counts
+        # events stay keyed by time until their cycle comes: each is converted with that cycle's rate
+        end_time = clock.frame_to_time(end)
+        while pending and pending[0][0] < end_time:
+            when, order, message = pending[0]
+            frame = start if when == _NOW else clock.time_to_frame(when)
+            if frame >= end:  # rounds to the next cycle's first frame
+                break
+            try:
+                out.write_midi_event(frame - start if frame > start else 0, message)
+            except jack.JackError:  # buffer full: the rest waits for the next cycle
+                counts["retried_out"] += 1
+                break
+            heapq.heappop(pending)
+            if frame < start and when != _NOW:
+                counts["late_out"] += 1
+            self._held.track(message)
+            counts["sent"] += 1
+        on_message = self._on_message
+        for offset, buffer in self.inport.incoming_midi_events():
+            data = tuple(bytes(buffer))
+            if midi_problem(data) is not None:
+                counts["invalid_in"] += 1
+                continue
+            counts["received"] += 1
+            try:
+                on_message(data, clock.frame_to_time(start + offset))
+            except Exception:
+                counts["callback_errors"] += 1
+
+    def _write_panic(self, out: jack.OwnMidiPort) -> None:
+        """Process thread: drop pending output, release held notes, all-notes-off, all at offset 0."""
+        self._counts["dropped_out"] += len(self._pending)
+        self._pending.clear()
+        for message in self._held.release_messages() + all_notes_off_messages():
+            try:
+                out.write_midi_event(0, message)
+                self._counts["sent"] += 1
+            except jack.JackError:
+                self._counts["dropped_out"] += 1
+        self._panic_done.set()
+
+    def _on_xrun(self, delay_usecs: float) -> None:
+        self._counts["xruns"] += 1
+
+    def _on_shutdown(self, status: jack.Status, reason: str) -> None:
+        self.alive = False
+        self._panic_done.set()
+        log.error("JACK server shut down (%s): MIDI ports gone; musebridge goes on without MIDI", reason)
+
+    def _on_connect(self, a: jack.Port, b: jack.Port, connect: bool) -> None:
+        if self.client is None:
+            return
+        ours = {self.inport.name, self.outport.name}
+        if a.name in ours or b.name in ours:
+            log.info("JACK: %s %s %s", a.name, "->" if connect else "-/->", b.name)

@@ -1,0 +1,220 @@
+"""The JACK MIDI ports against a real `jackd -d dummy`: names, input stamps, output frames, bad bytes."""
+
+from __future__ import annotations
+
+import queue
+import random
+import threading
+import time
+
+import jack_harness
+import pytest
+from musebridge.cli import main as cli_main
+from musebridge.errors import UserError
+from musebridge.io.jack_midi import JackMidiPorts, jack_server_running, list_jack_ports
+from musebridge.io.midi_ports import MidiPorts, alsa_problem, create_midi_ports, resolve_backend
+
+pytestmark = pytest.mark.e2e
+
+EVENTS = 40
+MAX_LOST = 2  # the dummy driver may drop a rare event under load: bound losses, do not assume none
+
+
+class Inbox:
+    """on_message for the ports: enqueue only, as the daemon does."""
+
+    def __init__(self) -> None:
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+
+    def __call__(self, data: tuple[int, ...], when: float) -> None:
+        self.queue.put((data, when))
+
+    def drain(self, count: int, timeout: float = 3.0) -> list[tuple[tuple[int, ...], float]]:
+        got = []
+        deadline = time.monotonic() + timeout
+        while len(got) < count:
+            try:
+                got.append(self.queue.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                break
+        return got
+
+
+@pytest.fixture
+def ports(jack_server):
+    inbox = Inbox()
+    midi = JackMidiPorts()
+    midi.open(inbox)
+    midi.inbox = inbox
+    yield midi
+    midi.close()
+
+
+def test_one_client_named_musebridge_with_in_and_out(jack_server, ports):
+    names = jack_server.ports()
+    assert "musebridge:in" in names and "musebridge:out" in names
+    assert not [name for name in names if name.startswith("musebridge-")]
+    assert isinstance(ports, MidiPorts)
+    assert ports.supports_timed_output
+    with pytest.raises(UserError, match="already exists"):
+        JackMidiPorts().open(Inbox())
+
+
+def test_incoming_events_carry_the_time_of_their_frame(ports, midi_client):
+    probe = midi_client("probe")
+    probe.connect_to("musebridge:in")
+    rng = random.Random(3)
+    first = probe.frame_now() + probe.samplerate // 10
+    frames = sorted(first + rng.randrange(0, probe.samplerate // 2) for _ in range(EVENTS))
+    for index, frame in enumerate(frames):
+        probe.send_at_frame((0x90, index, 100), frame)
+    got = ports.inbox.drain(EVENTS)
+    assert len(got) >= EVENTS - MAX_LOST
+    written = {event.data[1]: event for event in probe.sent}  # frame and time as the sender wrote them
+    assert [written[index].frame for index in sorted(written)] == frames[: len(written)]
+    errors = [(when - written[data[1]].time) * probe.samplerate for data, when in got]
+    assert max(abs(error) for error in errors) < 1.0, errors  # frames
+    assert ports.stats()["received"] == len(got)
+
+
+def test_send_at_lands_on_the_requested_frame(ports, midi_client):
+    receiver = midi_client("rx")
+    receiver.connect_from("musebridge:out")
+    start = time.perf_counter() + 0.05
+    rng = random.Random(5)
+    wanted = sorted(start + rng.uniform(0, 0.4) for _ in range(EVENTS))
+    for index, when in enumerate(wanted):
+        ports.send_at((0x90, index, 64), when)
+    events = receiver.wait_for(EVENTS, timeout=3)
+    assert len(events) >= EVENTS - MAX_LOST
+    errors = [(event.time - wanted[event.data[1]]) * receiver.samplerate for event in events]
+    assert max(abs(error) for error in errors) < 2.0, errors  # frames
+    assert ports.stats()["late_out"] == 0
+
+
+def test_late_and_immediate_output_go_out_at_once(ports, midi_client):
+    receiver = midi_client("rx2")
+    receiver.connect_from("musebridge:out")
+    before = time.perf_counter()
+    ports.send_now((0xB0, 1, 2))
+    ports.send_at((0xB0, 1, 3), before - 1.0)  # a second late
+    events = receiver.wait_for(2)
+    assert [e.data for e in events] == [(0xB0, 1, 2), (0xB0, 1, 3)]
+    period = receiver.blocksize / receiver.samplerate
+    assert all(before - period <= e.time <= before + 3 * period for e in events)
+    assert ports.stats()["late_out"] == 1
+
+
+def test_malformed_output_is_refused_in_the_caller(ports):
+    for bad in [(), (0x40, 1), (0x90, 60), (0x90, 200, 1), (0xF0, 1, 2), (0xF4,)]:
+        with pytest.raises(ValueError, match="not a MIDI message"):
+            ports.send_at(bad, time.perf_counter())
+
+
+def test_random_bytes_do_not_kill_the_client(ports, midi_client):
+    probe = midi_client("noise")
+    probe.connect_to("musebridge:in")
+    rng = random.Random(11)
+    frame = probe.frame_now() + probe.samplerate // 20
+    garbage = [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 8))) for _ in range(200)]
+    for index, data in enumerate(garbage):
+        probe.send_at_frame(tuple(data), frame + index * 7)
+    probe.send_at_frame((0x90, 1, 1), frame + 200 * 7 + 10)
+    probe.wait_until_sent()
+    cycles = 0
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        data, _ = ports.inbox.queue.get(timeout=3)
+        if data == (0x90, 1, 1):
+            break
+        cycles += 1
+    stats = ports.stats()
+    assert stats["callback_errors"] == 0
+    assert stats["invalid_in"] > 0
+    assert ports.alive and ports.client.status is not None
+    ports.send_now((0x80, 1, 0))  # still writes
+
+
+def test_close_releases_held_notes_and_sends_all_notes_off(jack_server, midi_client):
+    receiver = midi_client("rx3")
+    midi = JackMidiPorts()
+    midi.open(Inbox())
+    receiver.connect_from("musebridge:out")
+    midi.send_now((0x92, 64, 90))
+    midi.send_now((0x92, 65, 90))
+    midi.send_now((0x82, 65, 0))
+    midi.send_at((0x92, 66, 90), time.perf_counter() + 30)  # pending: dropped by close
+    receiver.wait_for(3)
+    midi.close()
+    events = receiver.wait_for(3 + 1 + 32)
+    after = [e.data for e in events[3:]]
+    assert after[0] == (0x82, 64, 0)  # the held note is released first
+    assert (0x92, 66, 90) not in after
+    assert {(0xB0 | ch, 123, 0) for ch in range(16)} <= set(after)
+    assert "musebridge:in" not in jack_server.ports()
+
+
+def test_connect_to_existing_ports_by_name(jack_server, midi_client):
+    source = midi_client("keys")
+    sink = midi_client("synth")
+    midi = JackMidiPorts(connect_in="keys:out", connect_out="synth")  # exact, then substring
+    midi.open(Inbox())
+    try:
+        assert "musebridge:in" in [p.name for p in source.client.get_all_connections("keys:out")]
+        assert "musebridge:out" in [p.name for p in sink.client.get_all_connections("synth:in")]
+    finally:
+        midi.close()
+    with pytest.raises(UserError, match="no MIDI input port matches 'nothing'.*keys:out"):
+        JackMidiPorts(connect_in="nothing").open(Inbox())
+    assert "musebridge:in" not in jack_server.ports()  # a failed open leaves nothing behind
+
+
+def test_auto_finds_the_running_jack_server(jack_server):
+    assert jack_server_running()
+    assert resolve_backend("auto")[0] == ("alsa" if alsa_problem() is None else "jack")
+    listing = list_jack_ports()
+    assert listing.available
+    assert "system:capture_1" not in listing.inputs  # audio ports are not listed
+
+
+def test_auto_without_any_midi_system_says_why(jack_server, monkeypatch, caplog):
+    if alsa_problem() is None:
+        pytest.skip("this machine has an ALSA sequencer")
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", "musebridge-no-such-server")
+    backend, why = resolve_backend("auto")
+    assert backend == "none"
+    assert "no ALSA sequencer" in why and "no JACK server running" in why
+    with caplog.at_level("WARNING", logger="musebridge.midi"):
+        midi = create_midi_ports("auto")
+    assert midi.backend == "none"
+    assert len([r for r in caplog.records if "no MIDI system" in r.getMessage()]) == 1
+    with pytest.raises(UserError, match="no JACK server running"):
+        create_midi_ports("jack").open(Inbox())
+
+
+def test_ports_command_lists_jack_ports(ports, capsys):
+    assert cli_main(["ports", "--midi-backend", "jack"]) == 0
+    out = capsys.readouterr().out
+    assert "musebridge:in" in out and "musebridge:out" in out
+
+
+def test_server_shutdown_is_logged_and_survived(caplog):
+    server = jack_harness.JackServer.start()
+    midi = JackMidiPorts(servername=server.name)
+    try:
+        midi.open(Inbox())
+        with caplog.at_level("ERROR", logger="musebridge.midi.jack"):
+            server.stop()
+            deadline = time.monotonic() + 5
+            while midi.alive and time.monotonic() < deadline:
+                time.sleep(0.01)
+        assert not midi.alive
+        assert any("JACK server shut down" in r.getMessage() for r in caplog.records)
+        midi.send_now((0x90, 60, 1))  # counted, not raised
+        assert midi.stats()["dropped_out"] >= 1
+        closer = threading.Thread(target=midi.close, daemon=True)
+        closer.start()
+        closer.join(timeout=5)
+        assert not closer.is_alive(), "close() hung after the server went away"
+    finally:
+        server.stop()
