@@ -77,11 +77,11 @@ PRESETS: dict[str, MusicVAEConfig] = {
     ),
     "mel_2bar_cpu": MusicVAEConfig(
         bars=2, z_size=128, encoder_size=256, decoder_size=256, decoder_layers=2, max_beta=0.2,
-        beta_rate=0.9995,
+        beta_rate=0.9995, free_bits=64.0,
     ),
     "hier_mel_4bar_cpu": MusicVAEConfig(
         bars=4, z_size=128, encoder_size=256, decoder_size=256, decoder_layers=2, hierarchical=True,
-        conductor_size=256, conductor_layers=2, max_beta=0.2, beta_rate=0.9995, free_bits=32.0,
+        conductor_size=256, conductor_layers=2, max_beta=0.2, beta_rate=0.9995, free_bits=96.0,
     ),
 }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import warnings
 from pathlib import Path
 
@@ -46,7 +47,12 @@ def load_vae(args: argparse.Namespace):
     from musebridge.models.vae_phrase_model import load_phrase_model, shipped_checkpoint
     from musebridge.registry import require_checkpoint, resolve_device
 
-    path = require_checkpoint(args.checkpoint or shipped_checkpoint(args.bars), model="musicvae")
+    path = args.checkpoint or shipped_checkpoint(args.bars)
+    if args.checkpoint is None and not path.is_file() and shipped_checkpoint(2).is_file():
+        print(f"note: no shipped {args.bars}-bar MusicVAE; using the 2-bar model window by window",
+              file=sys.stderr)
+        path = shipped_checkpoint(2)
+    path = require_checkpoint(path, model="musicvae")
     try:
         return load_phrase_model(path, resolve_device(args.device))
     except Exception as error:  # noqa: BLE001 - any load failure means an unusable file

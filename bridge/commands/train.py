@@ -22,7 +22,7 @@ TRAINERS: dict[str, str] = {
     "transfer": "musebridge.commands.transfer:register_train",
 }
 
-DEFAULT_VAE_GENRES = ("celtic", "folk")
+DEFAULT_VAE_GENRES = ("folk",)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
