@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import sys
 from pathlib import Path
 
 from musebridge.errors import UserError
@@ -61,7 +60,7 @@ def run_eval_vae(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
     import yaml
-    from musebridge.commands.train import load_vae_windows
+    from musebridge.commands.train import command_line, load_vae_windows
     from musebridge.models.eval_vae import evaluate, format_report
     from musebridge.models.musicvae import load_checkpoint
     from musebridge.models.train_vae import card_path
@@ -92,7 +91,7 @@ def run_eval_vae(args: argparse.Namespace) -> int:
     metrics["checkpoint"] = path.name
     metrics["split"] = args.split
     metrics["genres"] = genres
-    metrics["command"] = " ".join(["musebridge", *sys.argv[1:]])
+    metrics["command"] = command_line()
     print(format_report(metrics))
     out = args.json or path.with_suffix(".eval.json")
     out.write_text(json.dumps(metrics, indent=1))

@@ -39,9 +39,34 @@ def _help(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
-def command_line() -> str:
-    """The command as typed (program name normalised to `musebridge`), for model cards."""
-    return shlex.join(["musebridge", *sys.argv[1:]])
+PATH_OPTIONS = ("--dataset", "--out-dir", "--export", "--checkpoint", "--json")
+
+
+def portable_path(text: str) -> str:
+    """A path for a committed card: relative to the working folder if inside it, else its file name."""
+    path = Path(text)
+    if not path.is_absolute():
+        return text
+    try:
+        return path.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return path.name
+
+
+def command_line(drop: tuple[str, ...] = ()) -> str:
+    """The command as typed, for model cards: program name `musebridge`, path options made portable
+    (no machine-specific absolute paths), flags in `drop` left out."""
+    words = [w for w in sys.argv[1:] if w not in drop]
+    out = []
+    for index, word in enumerate(words):
+        previous = words[index - 1] if index else ""
+        if previous in PATH_OPTIONS:
+            word = portable_path(word)
+        elif "=" in word and word.split("=", 1)[0] in PATH_OPTIONS:
+            key, value = word.split("=", 1)
+            word = f"{key}={portable_path(value)}"
+        out.append(word)
+    return shlex.join(["musebridge", *out])
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -160,7 +185,9 @@ def run_train_vae(args: argparse.Namespace) -> int:
         "steps": result.step,
         "options": asdict(options),
         "preset": args.preset,
-        "command": command_line(),
+        # a resumed run equals an uninterrupted one (per-step seeding), so the card gives the plain command
+        "command": command_line(drop=("--resume",)),
+        "resumed": bool(args.resume),
         "final": {k: round(float(v), 5) for k, v in last.items()},
         "windows": {"train": len(train), "valid": len(valid)},
         "dataset": str(data.path) if data.path else "",

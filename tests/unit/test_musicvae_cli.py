@@ -198,3 +198,23 @@ def test_train_and_eval_commands_on_a_tiny_dataset(tmp_path, capsys) -> None:
     assert export.with_suffix(".eval.json").exists()
     assert main(["train", "vae", "--dataset", str(tmp_path / "missing.npz"), "--steps", "1"]) == 2
     assert main(["train", "vae", "--preset", "nope"]) == 2
+
+
+def test_card_command_has_no_machine_paths(monkeypatch, tmp_path) -> None:
+    from musebridge.commands.train import command_line
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["musebridge", "train", "vae", "--dataset", "/somewhere/else/folk.npz", "--resume",
+            f"--export={tmp_path}/models/x.pt", "--steps", "5"]
+    monkeypatch.setattr("sys.argv", argv)
+    assert command_line(drop=("--resume",)) == (
+        "musebridge train vae --dataset folk.npz --export=models/x.pt --steps 5"
+    )
+
+
+def test_interpolation_timing_helper() -> None:
+    from musebridge.models.eval_vae import time_interpolation
+
+    timing = time_interpolation(MusicVAEPhraseModel(toy_model()), steps=8, repeats=3, warmup=1)
+    assert timing["steps"] == 8 and timing["repeats"] == 3
+    assert 0 < timing["p50_ms"] <= timing["max_ms"]
