@@ -77,6 +77,7 @@ def thru_latency(env: dict[str, str], servername: str, events: int = 200) -> dic
             "bridge_loop": summary_ms(bridge_raw) if bridge_raw else None,
             "direct_loop": summary_ms(direct_raw) if direct_raw else None,
             "probe_late_writes": probe.late_writes,
+            "probe_xruns": probe.xruns,
         }
     finally:
         probe.close()
@@ -177,6 +178,10 @@ def timing_under_load(
             "abs_error": summary_ms([abs(e) for e in errors]) if errors else None,
             "late_jobs": status["late"],
             "probe_late_writes": probe.late_writes,
+            "probe_xruns": probe.xruns,
+            "daemon_warnings": [line for line in daemon.lines if " WARNING " in line or " ERROR " in line][
+                -10:
+            ],
         }
     finally:
         client.close()

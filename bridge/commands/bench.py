@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         "command": "musebridge bench" + (" --quick" if args.quick else ""),
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
         "python": platform.python_version(),
-        "machine": f"{platform.machine()}, {_cpu_count()} CPU",
+        "machine": f"{platform.machine()}, {_cpu_count()} CPU, load average {_load()}",
     }
     runs = args.runs or (50 if args.quick else 200)
     _say(f"model inference latency ({runs} runs, 4-bar phrase):")
@@ -74,6 +74,15 @@ def run(args: argparse.Namespace) -> int:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
         _say(f"wrote {args.json}")
     return 0
+
+
+def _load() -> str:
+    import os
+
+    try:
+        return " ".join(f"{value:.1f}" for value in os.getloadavg())
+    except OSError:
+        return "unknown"
 
 
 def _cpu_count() -> int:
@@ -114,7 +123,7 @@ def _jack_benchmarks(args: argparse.Namespace) -> dict[str, Any]:
                 error = entry["abs_error"]
                 _say(f"output timing error, busy model in a {isolation} (GIL switch {switch_ms:g} ms): "
                      f"|error| p50 {error['p50_ms']:.3f} ms, p99 {error['p99_ms']:.3f} ms, "
-                     f"max {error['max_ms']:.3f} ms ({entry['events']} events)")
+                     f"max {error['max_ms']:.3f} ms ({entry['events']} events, {entry['probe_xruns']} xruns)")
             else:
                 _say(f"output timing, busy model in a {isolation}: no output received")
         out["timing_under_load"] = load
