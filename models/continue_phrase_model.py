@@ -6,8 +6,9 @@ The adapter answers `request.phrase` (the call) with `request.bars` bars in the 
   sampled at `request.temperature` (<= 0: argmax), and decoded with the call's velocities;
 - crnngan: the call's tone steps prime the generator, which then runs until the answer is filled;
   `request.temperature` scales the generator's noise around its middle (1.0 = as trained).
-Answers are deterministic for a given `request.seed`. Bars with no notes make an empty call: the
-model then answers from scratch.
+Answers are deterministic for a given `request.seed`. On CPU, `generate` runs torch with one intra-op
+thread (restored afterwards): on 2 shared cores, 2 threads made a 2-bar answer ~30x slower.
+A call with no notes is an empty call: the model then answers from scratch.
 
 Registry factories (device, options) -> PhraseModel: `wavenet_factory`, `crnngan_factory`; option
 "checkpoint" picks a file (default: the shipped one in models/checkpoints/).
@@ -150,6 +151,7 @@ class ContinuePhraseModel:
         genres: Sequence[str] = (),
         device: str = "cpu",
         name: str = "",
+        single_thread: bool = True,
     ) -> None:
         if kind not in ("wavenet", "crnngan"):
             raise ValueError(f"kind must be 'wavenet' or 'crnngan', got {kind!r}")
@@ -158,6 +160,7 @@ class ContinuePhraseModel:
         self.model = model.to(device).eval()
         self.genres = tuple(genres)
         self.device = torch.device(device)
+        self.single_thread = single_thread
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", name: str = "") -> ContinuePhraseModel:
@@ -167,9 +170,15 @@ class ContinuePhraseModel:
     def generate(self, request: ModelRequest) -> Phrase:
         """The answer: `request.bars` bars in the call's meter, starts from the answer's downbeat."""
         _check_request(request)
-        if self.kind == "wavenet":
-            return self._answer_wavenet(request)
-        return self._answer_crnngan(request)
+        threads = torch.get_num_threads()
+        if self.single_thread and self.device.type == "cpu":
+            torch.set_num_threads(1)  # these models are a few small matmuls a step: threads only contend
+        try:
+            if self.kind == "wavenet":
+                return self._answer_wavenet(request)
+            return self._answer_crnngan(request)
+        finally:
+            torch.set_num_threads(threads)
 
     def _genre_index(self, genre: str) -> torch.Tensor | None:
         if not genre or not self.model.config.num_genres or genre not in self.genres:
