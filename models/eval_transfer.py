@@ -249,3 +249,38 @@ def _update_card(path: Path, report: TransferReport, args: argparse.Namespace, s
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(yaml.safe_dump(card, sort_keys=False, allow_unicode=True), encoding="utf-8")
     temporary.replace(path)
+
+
+def time_phrase_transfer(
+    config_name: str, runs: int = 200, threads: int = 2, seed: int = 0
+) -> dict[str, float]:
+    """Latency of one 4-bar 4/4 phrase through the whole adapter (encode, generator, decode), in ms.
+
+    Weights are random (speed does not depend on them). Returns p50, p90, max over `runs` after 10 warm-ups.
+    """
+    import time
+
+    from musebridge.core.model_protocol import ModelRequest
+    from musebridge.core.music import Note, Phrase
+
+    from .cyclegan import get_config
+    from .transfer_phrase_model import TransferPhraseModel
+
+    torch.manual_seed(seed)
+    model = TransferPhraseModel([(CycleGAN(get_config(config_name)), ("a", "b"))], threads=threads)
+    notes = tuple(Note(60 + (i * 7) % 12, 80, i * 0.5, 0.5) for i in range(32))
+    request = ModelRequest("transfer", Phrase(notes, 4), 4, genre="b")
+    timings = []
+    for i in range(runs + 10):
+        began = time.perf_counter()
+        model.generate(request)
+        if i >= 10:
+            timings.append((time.perf_counter() - began) * 1000.0)
+    timings.sort()
+    return {
+        "p50_ms": timings[len(timings) // 2],
+        "p90_ms": timings[int(len(timings) * 0.9)],
+        "max_ms": timings[-1],
+        "runs": float(runs),
+        "threads": float(threads),
+    }

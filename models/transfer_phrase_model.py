@@ -41,11 +41,13 @@ class TransferPhraseModel:
         pairs: Sequence[tuple[CycleGAN, tuple[str, str]]],
         device: str | torch.device = "cpu",
         threshold: float = 0.5,
+        threads: int = 1,
     ):
         if not pairs:
             raise ValueError("a transfer model needs at least one trained genre pair")
         self.device = torch.device(device)
         self.threshold = threshold
+        self.threads = threads
         self._generators: dict[str, torch.nn.Module] = {}
         for model, (genre_a, genre_b) in pairs:
             model.to(self.device).eval()
@@ -89,19 +91,30 @@ class TransferPhraseModel:
         if chunks:
             rolls = np.stack([pianoroll.encode_notes(notes, meter, bars) for _o, bars, notes in chunks])
             batch = torch.from_numpy(rolls.astype(np.float32)).unsqueeze(1).to(self.device)  # (C, 1, 64, 84)
-            with torch.no_grad():
-                transferred = (generator(batch) >= self.threshold).squeeze(1).cpu().numpy()  # (C, 64, 84)
+            transferred = self._run(generator, batch)  # (C, 64, 84) bool
             for (offset, bars, notes), roll in zip(chunks, transferred, strict=True):
                 phrase = pianoroll.decode_roll(roll, meter, bars, reference=notes)
                 out += [n.shifted(offset) for n in phrase.notes]
         return Phrase(notes=tuple(out), bars=request.bars, meter=meter).clipped()
 
+    def _run(self, generator: torch.nn.Module, batch: torch.Tensor) -> np.ndarray:
+        """Binarised generator output; on CPU with `threads` intra-op threads (restored afterwards)."""
+        previous = torch.get_num_threads()
+        if self.device.type == "cpu" and self.threads > 0:
+            torch.set_num_threads(self.threads)  # on shared cores more threads only contend
+        try:
+            with torch.no_grad():
+                return (generator(batch) >= self.threshold).squeeze(1).cpu().numpy()
+        finally:
+            torch.set_num_threads(previous)
+
 
 def create_transfer_model(
     device: str = "cpu", options: Mapping[str, Any] | None = None
 ) -> TransferPhraseModel:
-    """Registry factory. options: "checkpoint" (a path, or several joined by ","; default: the shipped
-    cyclegan_*.pt), "threshold" (default 0.5). A missing or unreadable checkpoint is a UserError."""
+    """Registry factory; options: "checkpoint" (a path, or several joined by ","; default: the
+    shipped cyclegan_*.pt), "threshold" (default 0.5), "threads" (CPU intra-op threads while
+    generating, default 1). A missing or unreadable checkpoint is a UserError."""
     from musebridge.errors import UserError
     from musebridge.registry import require_checkpoint
 
@@ -118,4 +131,9 @@ def create_transfer_model(
         except ValueError as error:
             raise UserError(f"model 'cyclegan': {error}") from error
         pairs.append((model, genres))
-    return TransferPhraseModel(pairs, device=device, threshold=float(options.get("threshold", 0.5)))
+    return TransferPhraseModel(
+        pairs,
+        device=device,
+        threshold=float(options.get("threshold", 0.5)),
+        threads=int(options.get("threads", 1)),
+    )

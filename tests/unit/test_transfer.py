@@ -178,3 +178,53 @@ def test_factory_loads_checkpoints_and_names_a_missing_one(tmp_path) -> None:
     (tmp_path / "bad.pt").write_bytes(b"junk")
     with pytest.raises(UserError, match="not a musebridge CycleGAN|cannot read"):
         create_transfer_model("cpu", {"checkpoint": str(tmp_path / "bad.pt")})
+
+
+def write_midi(
+    path, notes: list[tuple[int, int, float, float]], numerator: int = 4, denominator: int = 4
+) -> None:
+    import pretty_midi
+
+    midi = pretty_midi.PrettyMIDI(initial_tempo=120.0)
+    midi.time_signature_changes.append(pretty_midi.TimeSignature(numerator, denominator, 0.0))
+    piano = pretty_midi.Instrument(program=0)
+    for pitch, velocity, start, duration in notes:  # beats at 120 BPM: 0.5 s each
+        piano.notes.append(pretty_midi.Note(velocity, pitch, start * 0.5, (start + duration) * 0.5))
+    midi.instruments.append(piano)
+    midi.write(str(path))
+
+
+def test_transfer_command_writes_the_file_and_fails_cleanly(tmp_path, capsys) -> None:
+    import pretty_midi
+    from musebridge.cli import main
+
+    checkpoint = tmp_path / "cyclegan_folk_celtic.pt"
+    save_cyclegan(CycleGAN(TOY), checkpoint, ("folk", "celtic"))
+    source = tmp_path / "in.mid"
+    write_midi(source, [(60 + i % 7, 50 + i, float(i), 0.5) for i in range(24)], 3, 4)  # 8 bars of 3/4
+    out = tmp_path / "out.mid"
+    args = ["transfer", str(source), "--to", "celtic", "-o", str(out), "--checkpoint", str(checkpoint)]
+    assert main(args) == 0
+    written = pretty_midi.PrettyMIDI(str(out))
+    assert written.time_signature_changes[0].numerator == 3
+    assert all(n.end <= 24 * 0.5 + 1e-6 for n in written.instruments[0].notes)
+
+    missing = tmp_path / "nothing.mid"
+    bad_out = tmp_path / "bad.mid"
+    assert (
+        main(
+            ["transfer", str(missing), "--to", "celtic", "-o", str(bad_out), "--checkpoint", str(checkpoint)]
+        )
+        == 2
+    )
+    assert (
+        main(["transfer", str(source), "--to", "jazz", "-o", str(bad_out), "--checkpoint", str(checkpoint)])
+        == 2
+    )
+    (tmp_path / "junk.mid").write_bytes(b"MThd nonsense")
+    assert main(["transfer", str(tmp_path / "junk.mid"), "--to", "celtic", "-o", str(bad_out)]) == 2
+    assert not bad_out.exists()
+    assert not list(tmp_path.glob(".*.tmp"))
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 3 and all(line.startswith("musebridge transfer: error:") for line in errors)
+    assert "known: celtic, folk" in errors[1]
