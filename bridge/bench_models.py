@@ -121,3 +121,37 @@ def model_latencies(
             timings.append(time.perf_counter() - start)
         results.append(ModelLatency(name, mode, summary_ms(timings)))
     return results
+
+
+def untimed_send_precision(
+    events: int = 200, spin_s: float = 0.0005, spacing_s: float = 0.01
+) -> dict[str, Any]:
+    """The rtmidi-style path in-process: OutputScheduler sleeping then spinning `spin_s` before each
+    event, into an output that stamps perf_counter at send. Lateness = stamp - scheduled time."""
+    import threading
+
+    from musebridge.core.actions import ScheduleNotes, TempoChanged
+    from musebridge.core.tempo import TempoMap
+    from musebridge.scheduler import OutputScheduler
+
+    stamps: list[float] = []
+    done = threading.Event()
+
+    class StampingOutput:
+        def send(self, data: Sequence[int]) -> None:
+            stamps.append(time.perf_counter())
+            if len(stamps) >= 2 * events:
+                done.set()
+
+    scheduler = OutputScheduler(StampingOutput(), spin_s=spin_s)
+    bpm = 60.0 / (2 * spacing_s)  # one beat = two events (on, off)
+    start = time.perf_counter() + 0.05
+    scheduler.apply(TempoChanged(TempoMap(start, 0.0, bpm)))
+    notes = tuple(Note(60 + i % 24, 100, float(i), 0.5) for i in range(events))
+    scheduler.apply(ScheduleNotes(0, 0, notes, replace_from=0.0))
+    scheduler.start()
+    done.wait(timeout=events * spacing_s * 2 + 5.0)
+    scheduler.stop()
+    expected = [start + i * spacing_s for i in range(2 * events)]
+    lateness = [stamp - due for stamp, due in zip(stamps, expected, strict=False)]
+    return {"spin_ms": spin_s * 1000.0, "events": len(lateness), "lateness": summary_ms(lateness)}

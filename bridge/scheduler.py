@@ -91,7 +91,7 @@ class OutputScheduler:
         clock: Callable[[], float] = time.perf_counter,
         timed: bool | None = None,
         lookahead_s: float = 0.010,
-        spin_s: float = 0.002,
+        spin_s: float = 0.0005,
         late_s: float = 0.001,
     ) -> None:
         self._output = output

@@ -50,7 +50,7 @@ def _say(line: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from musebridge.bench_models import model_latencies
+    from musebridge.bench_models import model_latencies, untimed_send_precision
 
     results: dict[str, Any] = {
         "command": "musebridge bench" + (" --quick" if args.quick else ""),
@@ -68,6 +68,15 @@ def run(args: argparse.Namespace) -> int:
             _say(f"  {entry.model:12s} {entry.mode:12s} p50 {entry.stats['p50_ms']:8.3f} ms  "
                  f"p99 {entry.stats['p99_ms']:8.3f} ms")
     results["models"] = [entry.as_dict() for entry in latencies]
+    _say("untimed output path (rtmidi backends: sleep, then spin), in-process, 10 ms apart:")
+    precision = []
+    for spin_s in (0.0, 0.0005, 0.002):
+        entry = untimed_send_precision(100 if args.quick else 300, spin_s)
+        precision.append(entry)
+        lateness = entry["lateness"]
+        _say(f"  spin {entry['spin_ms']:.1f} ms: lateness p50 {lateness['p50_ms']:.3f} ms, "
+             f"p99 {lateness['p99_ms']:.3f} ms")
+    results["untimed_output"] = precision
     results["jack"] = {"skipped": "--no-jack"} if args.no_jack else _jack_benchmarks(args)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
