@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from musebridge import __version__
 from musebridge.cli import main
 
