@@ -83,8 +83,9 @@ def melody_windows(
     steps = bars * melody.steps_per_bar(meter)
     tokens = np.zeros((len(windows), steps), dtype=np.int64)
     for row, window in enumerate(windows):
-        notes = data.tunes[window.tune_index].note_objects_between(window.start, window.length_beats)
-        tokens[row] = melody.encode_notes(notes, meter, bars, offset_beats=window.start)
+        notes = data.tunes[window.tune_index].note_array_between(window.start, window.length_beats)
+        quantized = melody.quantize_arrays(notes["start"], notes["duration"], notes["pitch"], window.start)
+        tokens[row] = melody.encode_steps(quantized, steps)
     return _window_meta(data, windows, meter, tokens)
 
 

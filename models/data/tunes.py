@@ -52,13 +52,17 @@ class Tune:
             for n in self.notes
         ]
 
-    def note_objects_between(self, start: float, length: float) -> list[Note]:
-        """Notes with an onset in [start, start + length), times unchanged (absolute beats)."""
+    def note_array_between(self, start: float, length: float) -> np.ndarray:
+        """NOTE_DTYPE rows with an onset in [start, start + length), times unchanged (absolute beats)."""
         lo = np.searchsorted(self.notes["start"], start - 1e-6)
         hi = np.searchsorted(self.notes["start"], start + length - 1e-6)
+        return self.notes[lo:hi]
+
+    def note_objects_between(self, start: float, length: float) -> list[Note]:
+        """Notes with an onset in [start, start + length), times unchanged (absolute beats)."""
         return [
             Note(int(n["pitch"]), int(n["velocity"]), float(n["start"]), float(n["duration"]))
-            for n in self.notes[lo:hi]
+            for n in self.note_array_between(start, length)
         ]
 
     def with_genre(self, genre: str) -> Tune:

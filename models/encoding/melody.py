@@ -71,6 +71,18 @@ def _quantized(notes: Iterable[Note], offset_beats: float) -> list[tuple[int, in
     return out
 
 
+def quantize_arrays(
+    starts: np.ndarray, durations: np.ndarray, pitches: np.ndarray, offset_beats: float = 0.0
+) -> list[tuple[int, int, int, int]]:
+    """The same rows as for Note objects, from note arrays (fast path for dataset windows)."""
+    start_steps = np.rint((np.asarray(starts, dtype=np.float64) - offset_beats) * STEPS_PER_QUARTER)
+    ends = np.rint((np.asarray(starts, dtype=np.float64) + durations - offset_beats) * STEPS_PER_QUARTER)
+    ends = np.maximum(ends, start_steps + 1)
+    count = len(start_steps)
+    return list(zip(start_steps.astype(int).tolist(), ends.astype(int).tolist(),
+                    np.asarray(pitches).astype(int).tolist(), [0] * count, strict=True))  # fmt: skip
+
+
 def top_voice(notes: Iterable[Note], offset_beats: float = 0.0) -> list[tuple[int, int, int, int]]:
     """Reduce quantised notes to one voice: (start_step, end_step, pitch, velocity), sorted, no overlap.
 
@@ -78,8 +90,13 @@ def top_voice(notes: Iterable[Note], offset_beats: float = 0.0) -> list[tuple[in
     is at least as high as the sounding note (which is then cut). A lower note starting under a held
     higher note is dropped, so a held soprano is not interrupted by the inner voices.
     """
+    return top_voice_of_steps(_quantized(notes, offset_beats))
+
+
+def top_voice_of_steps(rows: Iterable[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """top_voice on already quantised (start_step, end_step, pitch, velocity) rows."""
     by_start: dict[int, tuple[int, int, int, int]] = {}
-    for start, end, pitch, velocity in _quantized(notes, offset_beats):
+    for start, end, pitch, velocity in rows:
         best = by_start.get(start)
         if best is None or (pitch, end) > (best[2], best[1]):
             by_start[start] = (start, end, pitch, velocity)
@@ -104,10 +121,14 @@ def encode_notes(notes: Iterable[Note], meter: Meter, bars: int, offset_beats: f
     """
     if bars < 1:
         raise ValueError(f"bars must be >= 1, got {bars}")
-    n_steps = bars * steps_per_bar(meter)
+    return encode_steps(_quantized(notes, offset_beats), bars * steps_per_bar(meter))
+
+
+def encode_steps(rows: Iterable[tuple[int, int, int, int]], n_steps: int) -> np.ndarray:
+    """Tokens [n_steps] of quantised (start_step, end_step, pitch, velocity) rows (see encode_notes)."""
     tokens = np.zeros(n_steps, dtype=np.int64)
     previous_end = None
-    for start, end, pitch, _velocity in top_voice(notes, offset_beats):
+    for start, end, pitch, _velocity in top_voice_of_steps(rows):
         if start >= n_steps or end <= 0:
             continue
         if start < 0:

@@ -135,3 +135,17 @@ def test_transposition_augmentation_keeps_range_and_rhythm():
     assert melody.allowed_transpositions(np.array([0, 1, 0])) == [0]
     with pytest.raises(ValueError, match="range"):
         melody.transpose_tokens(np.array([88, 0]), 2)
+
+
+def test_array_fast_path_matches_the_note_path():
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        count = int(rng.integers(0, 12))
+        starts = rng.integers(-8, 40, count) / rng.choice([4, 6, 8])
+        durations = rng.integers(1, 12, count) / rng.choice([3, 4, 8])
+        pitches = rng.integers(0, 128, count)
+        rows = zip(pitches, starts, durations, strict=True)
+        notes = [Note(int(p), 80, float(s), float(d)) for p, s, d in rows]
+        expected = melody.encode_notes(notes, Meter(3, 4), 2, offset_beats=1.0)
+        rows = melody.quantize_arrays(starts, durations, pitches, offset_beats=1.0)
+        assert np.array_equal(melody.encode_steps(rows, 24), expected)
