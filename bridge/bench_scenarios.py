@@ -223,3 +223,31 @@ def late_jobs(env: dict[str, str], servername: str, *, bpm: float, bars: int) ->
 def wait_idle(seconds: float) -> None:
     """A pause between scenarios (lets the previous daemon's JACK client go)."""
     time.sleep(seconds)
+
+
+def jack_midi_latency_reference(env: dict[str, str], messages: int = 300) -> dict[str, Any]:
+    """Round trip through the bridge (thru) measured by JACK's own jack_midi_latency_test, if present."""
+    import re
+    import shutil
+    import subprocess
+
+    if shutil.which("jack_midi_latency_test") is None:
+        return {"skipped": "jack_midi_latency_test not found"}
+    daemon = _start(["--preset", "default", "--clock", "internal"], env)
+    try:
+        result = subprocess.run(
+            ["jack_midi_latency_test", "-s", str(messages), "-t", "10", "musebridge:in", "musebridge:out"],
+            env=env, capture_output=True, text=True, timeout=60,
+        )
+    finally:
+        daemon.stop()
+    found: dict[str, Any] = {"command": f"jack_midi_latency_test -s {messages} musebridge:in musebridge:out"}
+    for key, label in (("average_ms", "Average latency"), ("lowest_ms", "Lowest latency"),
+                       ("highest_ms", "Highest latency"), ("peak_jitter_ms", "Peak MIDI jitter"),
+                       ("average_jitter_ms", "Average MIDI jitter")):
+        match = re.search(rf"{label}: ([0-9.]+) ms", result.stdout)
+        found[key] = float(match.group(1)) if match else None
+    for key, label in (("sent", "Messages sent"), ("received", "Messages received")):
+        match = re.search(rf"{label}: (\d+)", result.stdout)
+        found[key] = int(match.group(1)) if match else None
+    return found

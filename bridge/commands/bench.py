@@ -120,6 +120,14 @@ def _jack_benchmarks(args: argparse.Namespace) -> dict[str, Any]:
                  f"p99 {thru['added']['p99_ms']:.3f} ms ({thru['matched']}/{thru['events']} pairs; "
                  f"period {thru['period_ms']} ms)")
 
+        reference = bench_scenarios.jack_midi_latency_reference(env, 100 if args.quick else 300)
+        out["jack_midi_latency_test"] = reference
+        if reference.get("average_ms") is not None:
+            _say(f"outside reference, {reference['command']}: round trip "
+                 f"average {reference['average_ms']} ms, lowest {reference['lowest_ms']} ms, "
+                 f"highest {reference['highest_ms']} ms "
+                 f"({reference['received']}/{reference['sent']} received)")
+
         bars = 4 if args.quick else 10
         load = []
         for isolation, switch_ms in (("thread", 5.0), ("thread", 0.5), ("process", 0.5)):
