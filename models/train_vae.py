@@ -211,7 +211,12 @@ def train_vae(
 
     valid = None
     if valid_tokens is not None and len(valid_tokens):
-        valid = torch.as_tensor(np.asarray(valid_tokens, dtype=np.int64)[: options.valid_size], device=device)
+        # a seeded spread-out subset: consecutive windows overlap and come from a few tunes only
+        valid_np = np.asarray(valid_tokens, dtype=np.int64)
+        pick = np.random.default_rng(options.seed).choice(
+            len(valid_np), size=min(options.valid_size, len(valid_np)), replace=False
+        )
+        valid = torch.as_tensor(valid_np[np.sort(pick)], device=device)
 
     bar = None
     if progress:
