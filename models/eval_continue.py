@@ -350,6 +350,47 @@ def format_report(result: dict) -> str:
     return "\n".join(lines)
 
 
+def latency_report(models: dict[str, Any], call: Phrase, bars: int = 2, runs: int = 50) -> dict:
+    """p50 / p99 milliseconds of a `bars`-bar answer to `call` for each ContinuePhraseModel; for WaveNets
+    also the naive (uncached) path on the same tokens, one intra-op thread, and the speedup."""
+    import time
+
+    import torch
+    from musebridge.core.model_protocol import ModelRequest
+
+    from .encoding import melody
+
+    def timed(function) -> dict[str, float]:
+        function()  # warm-up
+        samples = []
+        for _ in range(runs):
+            begin = time.perf_counter()
+            function()
+            samples.append((time.perf_counter() - begin) * 1e3)
+        return {"p50_ms": float(np.percentile(samples, 50)), "p99_ms": float(np.percentile(samples, 99))}
+
+    report: dict[str, Any] = {"call_bars": call.bars, "answer_bars": bars, "runs": runs}
+    for name, model in models.items():
+        request = ModelRequest("continue", call, bars, seed=1)
+        entry = {"adapter": timed(lambda model=model, request=request: model.generate(request))}
+        if model.kind == "wavenet":
+            steps_per_bar = melody.steps_per_bar(call.meter)
+            tokens = torch.as_tensor(melody.encode_phrase(call)).unsqueeze(0)
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                for path in ("generate", "generate_naive"):
+                    method = getattr(model.model, path)
+                    entry[path] = timed(
+                        lambda method=method, tokens=tokens, k=steps_per_bar: method(tokens, bars * k, k)
+                    )
+            finally:
+                torch.set_num_threads(threads)
+            entry["cached_speedup"] = entry["generate_naive"]["p50_ms"] / entry["generate"]["p50_ms"]
+        report[name] = entry
+    return report
+
+
 def run(args) -> int:
     """`musebridge eval continue` (options in bridge/commands/continue_.py)."""
     import json
@@ -372,6 +413,15 @@ def run(args) -> int:
         except ValueError as error:
             raise UserError(str(error)) from error
         models[f"{model.kind}:{Path(path).stem}"] = model
+    if getattr(args, "latency", False):
+        import json as json_module
+
+        notes = tuple(Note(60 + (i * 5) % 12, 90, i * 0.5, 0.5) for i in range(32))
+        report = latency_report(models, Phrase(notes, 4, Meter(4, 4)), bars=2, runs=args.latency_runs)
+        print(json_module.dumps(report, indent=2))
+        if args.json:
+            args.json.write_text(json_module.dumps(report, indent=2))
+        return 0
     try:
         data = TuneDataset.load(args.data)
         wanted = (

@@ -185,6 +185,10 @@ def register_eval(models: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--update-card", action="store_true", help="store the metrics in each model card")
+    parser.add_argument(
+        "--latency", action="store_true", help="only time 2-bar answers to a 4-bar call (p50/p99)"
+    )
+    parser.add_argument("--latency-runs", type=int, default=50)
     parser.set_defaults(handler=_run_eval)
 
 
