@@ -172,9 +172,16 @@ def build_dataset(
 
     tunes: list[Tune] = []
     for source, cache_file in jobs_list:
-        with np.load(cache_file, allow_pickle=False) as stored:
-            packed = {name: stored[name] for name in stored.files}
-        meta = read_meta(packed)
+        try:
+            with np.load(cache_file, allow_pickle=False) as stored:
+                packed = {name: stored[name] for name in stored.files}
+            meta = read_meta(packed)
+        except (OSError, ValueError, KeyError) as error:
+            missing = not Path(cache_file).exists()
+            reason = "the parser process died" if missing else f"bad cache entry: {error}"
+            Path(cache_file).unlink(missing_ok=True)  # parsed again by the next build
+            report.failed_files.append(f"{source.genre}\t{source.source}\t{reason}")
+            continue
         if meta["error"]:
             report.failed_files.append(f"{source.genre}\t{meta['file']}\t{meta['error']}")
         report.tune_failures += [f"{source.genre}\t{line}" for line in meta["tune_failures"]]
@@ -199,20 +206,45 @@ def build_dataset(
 def _run_jobs(
     jobs_list: list[tuple[SourceFile, str]], workers: int, progress: bool
 ) -> list[tuple[str, bool]]:
+    """Run the parse jobs, in a process pool when workers > 1. If a parser process dies (a crash or
+    the OOM killer) the pool breaks: the unfinished files are then parsed one process each, so only
+    the guilty file is lost; it has no cache entry and build_dataset logs it as failed."""
     from tqdm import tqdm
 
     bar = tqdm(total=len(jobs_list), desc="parsing", unit="file", disable=not progress)
-    results = []
+    results: list[tuple[str, bool]] = []
     if workers <= 1 or len(jobs_list) <= 1:
         for job in jobs_list:
             results.append(_parse_into_cache(job))
             bar.update()
-    else:
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        with multiprocessing.get_context(method).Pool(min(workers, len(jobs_list))) as pool:
-            for result in pool.imap_unordered(_parse_into_cache, jobs_list, chunksize=1):
-                results.append(result)
+        bar.close()
+        return results
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
+    unfinished = []
+    with ProcessPoolExecutor(min(workers, len(jobs_list)), mp_context=context) as pool:
+        futures = {pool.submit(_parse_into_cache, job): job for job in jobs_list}
+        for future in as_completed(futures):
+            try:
+                results.append(future.result())
                 bar.update()
+            except (BrokenProcessPool, OSError):
+                unfinished.append(futures[future])
+    running: list = []
+    for job in unfinished:  # after a crash: one process per file, `workers` at a time
+        if len(running) >= workers:
+            running.pop(0).join()
+            bar.update()
+        process = context.Process(target=_parse_into_cache, args=(job,), daemon=True)
+        process.start()
+        running.append(process)
+    for process in running:
+        process.join()
+        bar.update()
+    results += [(cache_file, False) for _source, cache_file in unfinished if Path(cache_file).exists()]
     bar.close()
     return results
 

@@ -175,3 +175,32 @@ def test_roll_and_tone_windows_handle_every_meter():
     tone_sets = tone_windows(data, bars=2, split=None, meter=Meter(4, 4))
     assert tone_sets.lengths.tolist() == [8] * (7 * 6)
     assert tone_sets.array.shape == (42, 8, 12) and tone_sets.array[0, 1, 3] == 384.0
+
+
+def test_a_parser_process_that_dies_loses_only_its_file(tmp_path, midi_folder, monkeypatch):
+    from musebridge.models.data import build
+
+    real_parse = build.parse_source
+
+    def crashing_parse(source):
+        if source.path.name == "a.mid":
+            os._exit(3)  # a segfault or the OOM killer, as the pool sees it
+        return real_parse(source)
+
+    monkeypatch.setattr(build, "parse_source", crashing_parse)
+    sources = plan_sources({}, midi_dirs=[("jazz", midi_folder)])
+    report = build_dataset(sources, tmp_path / "cache", jobs=2, progress=False)
+    assert report.tunes == 1
+    failed = sorted(line.split("\t")[1:] for line in report.failed_files)
+    assert failed == [["jazz/a.mid", "the parser process died"], ["jazz/broken.mid", failed[1][1]]]
+    monkeypatch.setattr(build, "parse_source", real_parse)
+    again = build_dataset(sources, tmp_path / "cache", jobs=2, progress=False)
+    assert again.tunes == 2 and again.files_from_cache == 2  # the lost file is parsed next time
+
+
+def test_unknown_collection_and_missing_folder_are_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="no score files"):
+        plan_sources({"x": GenreSpec("x", corpus=("noSuchCollection",))})
+    with pytest.raises(ValueError, match="does not exist"):
+        plan_sources({}, midi_dirs=[("jazz", tmp_path / "nowhere")])
+    assert main(["data", "build", "--midi-dir", "jazz", "--cache", str(tmp_path)]) == 2
