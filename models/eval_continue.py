@@ -311,7 +311,7 @@ def evaluate(
 
 def format_report(result: dict) -> str:
     """A plain-text table of `evaluate`'s result."""
-    lines = [f"{'':28s}" + "".join(f"{k:>19s}" for k in STAT_KEYS)]
+    lines = [f"{'':40s}" + "".join(f"{k:>19s}" for k in STAT_KEYS)]
 
     def row(label: str, stats: dict, gaps: dict | None = None) -> str:
         cells = []
@@ -319,7 +319,7 @@ def format_report(result: dict) -> str:
             value = stats.get(key, float("nan"))
             gap = f" ({gaps[key]['gap'] * 100:+.0f}%)" if gaps and key in gaps else ""
             cells.append(f"{value:>11.3f}{gap:>8s}")
-        return f"{label:28s}" + "".join(cells)
+        return f"{label:40s}" + "".join(cells)
 
     lines.append(row("real answers", result["real"]))
     for name, entry in result["models"].items():
@@ -397,12 +397,14 @@ def run(args) -> int:
     import shlex
     import sys
 
+    import torch
     from musebridge.core.music import Meter
     from musebridge.errors import UserError
 
     from .continue_phrase_model import DEFAULT_CHECKPOINTS, ContinuePhraseModel, update_card_metrics
     from .data.dataset import TuneDataset
 
+    torch.set_num_threads(1)  # small models on shared cores: extra threads only contend
     paths = list(args.checkpoint or [p for p in DEFAULT_CHECKPOINTS.values() if p.is_file()])
     if not paths:
         raise UserError("no checkpoints: pass --checkpoint X.pt (none shipped yet)")
