@@ -95,29 +95,20 @@ def _power_of_two(ratio: float) -> bool:
 
 def _runs(grid: np.ndarray, full: np.ndarray) -> list[tuple[int, int]]:
     """[first, stop) ranges of contiguous complete bars of one meter."""
-    runs = []
-    run_start: int | None = None
-    for i in range(grid.size):
-        if not full[i]:
-            if run_start is not None:
-                runs.append((run_start, i))
-            run_start = None
-            continue
-        if run_start is None:
-            run_start = i
-            continue
-        previous, current = grid[i - 1], grid[i]
-        same_meter = (previous["numerator"], previous["denominator"]) == (
-            current["numerator"],
-            current["denominator"],
-        )
-        contiguous = abs(previous["start"] + previous["length"] - current["start"]) < 1e-4
-        if not (same_meter and contiguous):
-            runs.append((run_start, i))
-            run_start = i
-    if run_start is not None:
-        runs.append((run_start, grid.size))
-    return runs
+    if grid.size == 0:
+        return []
+    continues = np.zeros(grid.size, dtype=bool)  # bar i carries on the run of bar i - 1
+    continues[1:] = (
+        full[:-1]
+        & (grid["numerator"][1:] == grid["numerator"][:-1])
+        & (grid["denominator"][1:] == grid["denominator"][:-1])
+        & (np.abs(grid["start"][:-1] + grid["length"][:-1] - grid["start"][1:]) < 1e-4)
+    )
+    firsts = np.flatnonzero(full & ~continues)
+    breaks = np.flatnonzero(~full | ~continues)
+    after = np.searchsorted(breaks, firsts, side="right")  # the next break after each run's first bar
+    stops = np.where(after < breaks.size, breaks[np.minimum(after, breaks.size - 1)], grid.size)
+    return list(zip(firsts.tolist(), stops.tolist(), strict=True))
 
 
 class TuneDataset:
