@@ -109,3 +109,20 @@ def test_stop_closes_every_note_and_the_ports(running) -> None:
     assert (0x81, 64, 0) in ports.sent
     assert ports.sent.index((0x81, 64, 0)) > ports.sent.index((0x91, 64, 100))
     assert ports.closed
+
+
+def test_serving_rule_models_never_imports_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from musebridge.server import Server, ServerConfig\n"
+        "server = Server(ServerConfig(preset='transpose', midi_backend='none', osc_port=0))\n"
+        "server.start()\n"
+        "server.stop()\n"
+        "print('torch' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False"
