@@ -342,7 +342,7 @@ class Server:
             return
         self._closed = True
         now = self.clock()
-        if self.conductor is not None:
+        if self.conductor is not None and self.scheduler is not None:  # fully opened
             try:
                 self._perform(self.conductor.shutdown(now))
             except Exception as error:

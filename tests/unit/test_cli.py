@@ -78,3 +78,20 @@ def test_serve_on_a_taken_osc_port_is_a_one_line_user_error() -> None:
     assert result.returncode == 2
     assert f"OSC port {port} on 127.0.0.1 is already in use" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_serve_with_no_jack_server_is_a_one_line_user_error() -> None:
+    import os
+
+    missing = f"musebridge-no-such-server-{os.getpid()}"
+    env = dict(os.environ, JACK_DEFAULT_SERVER=missing, JACK_NO_START_SERVER="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "musebridge", "serve", "--midi-backend", "jack", "--osc-port", "0",
+         "--log-level", "error"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "musebridge serve: error: no JACK server running (musebridge never starts one): start jackd or "
+        "choose another --midi-backend"
+    ]
