@@ -76,10 +76,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--osc-host", default="127.0.0.1", help="OSC listen address (default: 127.0.0.1)")
     parser.add_argument("--osc-port", type=_port, default=9000, help="OSC listen UDP port (default: 9000)")
     parser.add_argument("--osc-allow", metavar="ADDR", action="append", default=[],
-                        help="also accept OSC from this host (repeatable; 127.0.0.1 always allowed)")
+                        help="with a non-loopback --osc-host, also accept OSC from this address or CIDR "
+                        "network (repeatable; loopback is always accepted)")
     parser.add_argument("--clock", choices=CLOCKS, default="auto",
                         help="who leads time: MIDI clock, OSC transport, the internal clock, or auto "
-                        "(the first external clock heard, else internal) (default: auto)")
+                        "(the first external clock heard, else internal) "
+                        "(default: the preset's, normally auto)")
     parser.add_argument("--tempo", type=_tempo, default=None, metavar="BPM",
                         help="tempo of the internal clock, 20..400 (default: the preset's)")
     parser.add_argument("--mode", choices=[m for m in MODES if m != "sample"], default=None,
@@ -87,8 +89,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", choices=DEVICES, default="auto",
                         help="torch device of neural models; auto = cuda, then mps, then cpu (default: auto)")
     parser.add_argument("--isolation", choices=ISOLATIONS, default="auto",
-                        help="where models run: a worker thread, a child process, or auto "
-                        "(process for CPU neural models, thread otherwise) (default: auto)")
+                        help="where models run: a worker thread, a child process per model, or auto "
+                        "(a process for CPU-bound models on the CPU, threads for rule models; see "
+                        "docs/benchmarks.md) (default: auto)")
     parser.add_argument("--switch-interval-ms", type=_switch_interval, default=0.5, metavar="MS",
                         help="Python's GIL switch interval while serving: how long a busy model thread may "
                         "hold the GIL before the realtime threads get it (default: 0.5; Python's own: 5)")
