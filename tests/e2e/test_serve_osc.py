@@ -47,7 +47,7 @@ def test_mode_change_over_osc_switches_thru_to_transfer(jack_server, midi_client
     client = OscClient(daemon.osc_port)
     origin = probe.frame_now() + int(0.15 * probe.samplerate)
     probe.send_at_frame([0xFA], origin - 100)
-    for tick in range(24 * 16):
+    for tick in range(24 * 32):  # 8 bars: room for a slow machine
         probe.send_at_frame([0xF8], origin + tick * TICK_FRAMES)
     probe.send_at_frame([0x90, 60, 100], origin)  # thru: comes straight back
     probe.send_at_frame([0x80, 60, 0], origin + BEAT_FRAMES // 2)
