@@ -79,6 +79,10 @@ class ThreadRunner:
     def run(self, model: str, request: ModelRequest) -> Phrase:
         return self._resolve(model).generate(request)
 
+    def load(self, model: str) -> None:
+        """Build `model` now (errors propagate)."""
+        self._resolve(model)
+
     def close(self) -> None:
         pass
 
@@ -94,7 +98,9 @@ def create_registry_model(name: str, device: str, options: Mapping[str, Any]) ->
 
 
 def _child_main(connection: Any, make_model: ModelMaker, device: str) -> None:
-    """Loop of the child process: (model, options, request) in, ("ok", phrase) or ("error", text) out."""
+    """Loop of the child process: (model, options, request) in, ("ok", phrase) or ("error", text) out.
+
+    A request of None only builds the model (load at start-up) and answers ("ok", None)."""
     models: dict[tuple[str, tuple[tuple[str, Any], ...]], PhraseModel] = {}
     while True:
         try:
@@ -109,7 +115,7 @@ def _child_main(connection: Any, make_model: ModelMaker, device: str) -> None:
             model = models.get(key)
             if model is None:
                 model = models[key] = make_model(model_name, device, options)
-            connection.send(("ok", model.generate(request)))
+            connection.send(("ok", None if request is None else model.generate(request)))
         except Exception as error:  # reported to the parent; the child goes on
             connection.send(("error", f"{type(error).__name__}: {error}"))
 
@@ -156,7 +162,12 @@ class ProcessRunner:
         with self._lock:
             return self._run_locked(model, request)
 
-    def _run_locked(self, model: str, request: ModelRequest) -> Phrase:
+    def load(self, model: str) -> None:
+        """Start the child and build `model` in it now; raises (RuntimeError) if it cannot load."""
+        with self._lock:
+            self._run_locked(model, None)
+
+    def _run_locked(self, model: str, request: ModelRequest | None) -> Phrase:
         self.start()
         try:
             self._connection.send((model, dict(self._options_for(model)), request))
@@ -274,13 +285,15 @@ class Engine:
             self._post(JobResult(dropped.job, None, SUPERSEDED, dropped.submitted_at, now, 0.0))
 
     def prepare(self, models: Sequence[str]) -> None:
-        """Make the lanes of `models` now and start their runners (a child process takes a while)."""
+        """Make the lanes of `models` now and load each model in its runner (in its child process,
+        for a ProcessRunner), so that start-up, not the first bar, pays for it and reports a model
+        that cannot load. Errors propagate."""
         with self._wake:
             lanes = [self._lane(model) for model in models]
         for lane in lanes:
-            start = getattr(lane.runner, "start", None)
-            if callable(start):
-                start()
+            load = getattr(lane.runner, "load", None)
+            if callable(load):
+                load(lane.name)
 
     def _lane(self, model: str) -> _Lane:
         """The lane of `model` (lock held), created with its thread on first use."""

@@ -110,7 +110,8 @@ class Server:
 
         self.models = registry.ModelCache(device=config.device)
         used = edges.models_in_use(preset)
-        edges.check_models(used, self.models, preset)
+        for name in used:
+            registry.entry(name)  # an unknown model name is a UserError now
         isolation = self._isolation(used)
         runner: ThreadRunner | Callable[[str], ProcessRunner]
         if isolation == "process":  # a child process per model: no GIL shared with the output path
@@ -118,7 +119,12 @@ class Server:
         else:
             runner = ThreadRunner(lambda name: self.models.get(name, self._model_options(name)))
         self.engine = Engine(runner, self._on_result, max_pending=config.max_pending_jobs, clock=self.clock)
-        self.engine.prepare(used)
+        try:
+            self.engine.prepare(used)  # a missing checkpoint fails now, not on the first bar
+        except UserError:
+            raise
+        except Exception as error:
+            raise UserError(f"a model failed to load: {error}") from error
         lines.append(f"models: {', '.join(used) or 'none'} (engine: {isolation}, device: {config.device}; "
                      f"available: {', '.join(registry.names())})")
 
@@ -141,13 +147,12 @@ class Server:
         return dict(preset.model_options.get(name, {}))
 
     def _isolation(self, used: Sequence[str]) -> str:
-        """auto: a child process per model when a CPU-bound model runs on the CPU (measured: a model
-        holding the GIL in-process shifts JACK output by ticks; see docs/benchmarks.md), else threads."""
+        """auto: a child process per model as soon as one model is CPU-bound (neural models are:
+        their generation loops run Python even on a GPU); threads for rule models. Measured: a model
+        holding the GIL in-process shifts JACK output by whole clock ticks (docs/benchmarks.md)."""
         if self.config.isolation != "auto":
             return self.config.isolation
-        entries = [registry.entry(name) for name in used]
-        on_cpu = not any(e.neural for e in entries) or registry.resolve_device(self.config.device) == "cpu"
-        return "process" if on_cpu and any(e.cpu_bound for e in entries) else "thread"
+        return "process" if any(registry.entry(name).cpu_bound for name in used) else "thread"
 
     # -- edges -> inbox (other threads: timestamp + enqueue only) -------------------------------
     def _on_midi(self, data: Sequence[int], when: float) -> None:

@@ -7,11 +7,8 @@ layer's API is absorbed here.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
-
-from musebridge import registry
-from musebridge.errors import UserError
 
 MidiCallback = Callable[[tuple[int, ...], float], None]
 
@@ -114,14 +111,3 @@ def open_osc(config: Any, on_message: Callable[..., None], on_bad: Callable[...,
     server.start()
     host, port = server.address
     return server, f"OSC: listening on {host}:{port} (UDP; replies go to the sender)"
-
-
-def check_models(names: Sequence[str], cache: registry.ModelCache, preset: Any) -> None:
-    """Build each model now so that a missing checkpoint is a startup error, not a silent bar."""
-    for name in names:
-        try:
-            cache.get(name, model_options(preset, name))
-        except UserError:
-            raise
-        except Exception as error:
-            raise UserError(f"model {name!r} failed to load: {error}") from error

@@ -90,8 +90,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="torch device of neural models; auto = cuda, then mps, then cpu (default: auto)")
     parser.add_argument("--isolation", choices=ISOLATIONS, default="auto",
                         help="where models run: a worker thread, a child process per model, or auto "
-                        "(a process for CPU-bound models on the CPU, threads for rule models; see "
-                        "docs/benchmarks.md) (default: auto)")
+                        "(processes when a model is CPU-bound, as neural models are; threads for rule "
+                        "models; see docs/benchmarks.md) (default: auto)")
     parser.add_argument("--switch-interval-ms", type=_switch_interval, default=0.5, metavar="MS",
                         help="Python's GIL switch interval while serving: how long a busy model thread may "
                         "hold the GIL before the realtime threads get it (default: 0.5; Python's own: 5)")

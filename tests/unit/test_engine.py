@@ -274,6 +274,20 @@ def test_a_runner_factory_gives_each_model_its_own_runner_closed_on_stop() -> No
     assert sorted(made) == ["other", "up"] and sorted(closed) == ["other", "up"]
 
 
+def test_prepare_reports_a_model_that_cannot_load() -> None:
+    def make_runner(model: str) -> ProcessRunner:
+        return ProcessRunner(make_child_model)
+
+    engine = Engine(make_runner, lambda result: None)
+    engine.start()
+    try:
+        with pytest.raises(RuntimeError, match="KeyError: 'nope'"):
+            engine.prepare(["nope"])
+        engine.prepare(["up"])  # a good one loads
+    finally:
+        engine.stop()
+
+
 def test_prepare_starts_a_process_per_model_before_the_first_job() -> None:
     runners: dict[str, ProcessRunner] = {}
 
