@@ -227,14 +227,14 @@ def load_pair(
     if pair is not None:
         data = TuneDataset.load(dataset)
         genres = (pair[0], pair[1])
-        source = f"dataset {data.path}"
+        source = f"built dataset ({data.path.name if data.path else 'in memory'}, genres.yaml domains)"
     else:
         assert dir_a is not None and dir_b is not None
         genres = (names[0], names[1]) if names else (dir_a.expanduser().name, dir_b.expanduser().name)
         if genres[0] == genres[1]:
             raise ValueError(f"both folders are named {genres[0]!r}: name them with --names A B")
         data = TuneDataset(_folder_tunes(dir_a, genres[0]) + _folder_tunes(dir_b, genres[1]))
-        source = f"MIDI folders {dir_a} ({genres[0]}) and {dir_b} ({genres[1]})"
+        source = f"MIDI folders {dir_a.name}/ ({genres[0]}) and {dir_b.name}/ ({genres[1]})"
     if genres[0] == genres[1]:
         raise ValueError("a transfer pair needs two different genres")
     rolls = {(g, s): split_rolls(data, g, s) for g in genres for s in ("train", "valid", "test")}
@@ -384,7 +384,13 @@ def run(args: argparse.Namespace) -> int:
         save_cyclegan(model, path, (genre_a, genre_b), {"steps": step, "seed": args.seed})
 
     losses = train_cyclegan(
-        model, train_a, train_b, args.steps, args.seed, checkpoint=save, checkpoint_every=500
+        model,
+        train_a,
+        train_b,
+        args.steps,
+        args.seed,
+        checkpoint=save,
+        checkpoint_every=args.checkpoint_every,
     )
     save(args.steps)
     write_card(
