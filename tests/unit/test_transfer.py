@@ -228,3 +228,43 @@ def test_transfer_command_writes_the_file_and_fails_cleanly(tmp_path, capsys) ->
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 3 and all(line.startswith("musebridge transfer: error:") for line in errors)
     assert "known: celtic, folk" in errors[1]
+
+
+def test_train_and_eval_transfer_commands_on_midi_folders(tmp_path, capsys) -> None:
+    import json
+
+    import yaml
+    from musebridge.cli import main
+
+    for genre, low in (("lowland", 48), ("highland", 72)):
+        folder = tmp_path / genre
+        folder.mkdir()
+        for i in range(30):  # 8 bars of 4/4 each: two 4-bar phrases a file
+            write_midi(
+                folder / f"{genre}{i:02d}.mid", [(low + (i + k) % 9, 70, k * 1.0, 1.0) for k in range(32)]
+            )
+    (tmp_path / "lowland" / "broken.mid").write_bytes(b"not midi")  # skipped and counted, never fatal
+    out = tmp_path / "ckpt"
+    common = ["--a", str(tmp_path / "lowland"), "--b", str(tmp_path / "highland")]
+    tiny = ["--steps", "2", "--batch-size", "2", "--classifier-epochs", "1", "-o", str(out)]
+    assert main(["train", "transfer", *common, *tiny]) == 0
+    checkpoint = out / "cyclegan_lowland_highland.pt"
+    card = yaml.safe_load(checkpoint.with_suffix(".yaml").read_text())
+    assert card["genres"] == ["lowland", "highland"] and card["config"]["name"] == "cpu_small"
+    assert card["data"]["train_phrases_balanced_each"] > 0
+    assert (out / "genre_classifier_lowland_highland.yaml").is_file()
+
+    report = tmp_path / "eval.json"
+    options = ["--split", "valid", "--json", str(report), "--update-card"]
+    assert main(["eval", "transfer", str(checkpoint), *common, *options]) == 0
+    figures = json.loads(report.read_text())
+    for key in ("classifier_accuracy", "s_a_to_b", "s_b_to_a", "s_tot", "onsets_kept"):
+        assert key in figures
+    assert "S_tot" in yaml.safe_load(checkpoint.with_suffix(".yaml").read_text())["metrics"]
+    printed = capsys.readouterr().out
+    assert "S_tot" in printed and "classifier accuracy" in printed
+
+    assert (
+        main(["train", "transfer", "--a", str(tmp_path / "nowhere"), "--b", str(tmp_path / "highland")]) == 2
+    )
+    assert main(["eval", "transfer", str(tmp_path / "missing.pt")]) == 2
