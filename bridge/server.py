@@ -74,6 +74,14 @@ class ServerCounters:
     results: int = 0
 
 
+def _print_line(line: str) -> None:
+    """Print a status line; a closed stdout (`serve | head`) must not stop the daemon."""
+    try:
+        print(line, flush=True)
+    except (BrokenPipeError, OSError):
+        pass
+
+
 class Server:
     """The running bridge. `run_forever()` for the CLI; `start()`/`stop()` to run it in a thread."""
 
@@ -112,20 +120,16 @@ class Server:
         used = edges.models_in_use(preset)
         for name in used:
             registry.entry(name)  # an unknown model name is a UserError now
-        isolation = self._isolation(used)
-        runner: ThreadRunner | Callable[[str], ProcessRunner]
-        if isolation == "process":  # a child process per model: no GIL shared with the output path
-            runner = lambda model: ProcessRunner(device=config.device, options_for=self._model_options)  # noqa: E731
-        else:
-            runner = ThreadRunner(lambda name: self.models.get(name, self._model_options(name)))
-        self.engine = Engine(runner, self._on_result, max_pending=config.max_pending_jobs, clock=self.clock)
+        self.engine = Engine(self._runner_for, self._on_result, max_pending=config.max_pending_jobs,
+                             clock=self.clock)
         try:
             self.engine.prepare(used)  # a missing checkpoint fails now, not on the first bar
         except UserError:
             raise
         except Exception as error:
             raise UserError(f"a model failed to load: {error}") from error
-        lines.append(f"models: {', '.join(used) or 'none'} (engine: {isolation}, device: {config.device}; "
+        placed = ", ".join(f"{name} in a {self._isolation(name)}" for name in used) or "none yet"
+        lines.append(f"models: {placed} (device: {config.device}; "
                      f"available: {', '.join(registry.names())})")
 
         self.midi, midi_lines = edges.open_midi(config, self._on_midi)
@@ -146,13 +150,26 @@ class Server:
         preset = getattr(self.conductor, "preset", None) or self.preset
         return dict(preset.model_options.get(name, {}))
 
-    def _isolation(self, used: Sequence[str]) -> str:
-        """auto: a child process per model as soon as one model is CPU-bound (neural models are:
-        their generation loops run Python even on a GPU); threads for rule models. Measured: a model
-        holding the GIL in-process shifts JACK output by whole clock ticks (docs/benchmarks.md)."""
+    def _isolation(self, model: str) -> str:
+        """Where `model` runs ("thread" or "process"). auto: a child process when the model is
+        CPU-bound (neural models are: their generation loops run Python even on a GPU), a thread for
+        rule models. Measured: a model holding the GIL in-process shifts JACK output by whole clock
+        ticks (docs/benchmarks.md)."""
         if self.config.isolation != "auto":
             return self.config.isolation
-        return "process" if any(registry.entry(name).cpu_bound for name in used) else "thread"
+        try:
+            cpu_bound = registry.entry(model).cpu_bound
+        except UserError:
+            cpu_bound = False  # an unknown model then fails in its thread, as an error result
+        return "process" if cpu_bound else "thread"
+
+    def _runner_for(self, model: str) -> ThreadRunner | ProcessRunner:
+        """The runner of `model`'s engine lane (never raises: failures become error results)."""
+        if self._isolation(model) == "process":
+            return ProcessRunner(device=self.config.device, options_for=self._model_options)
+        models = self.models
+        assert models is not None
+        return ThreadRunner(lambda name: models.get(name, self._model_options(name)))
 
     # -- edges -> inbox (other threads: timestamp + enqueue only) -------------------------------
     def _on_midi(self, data: Sequence[int], when: float) -> None:
@@ -172,7 +189,7 @@ class Server:
         self, *, install_signals: bool = True, announce: Callable[[str], None] | None = None
     ) -> int:
         """Open, print what was opened, run the conductor loop here until a signal; 0 on a clean stop."""
-        say = announce or (lambda line: print(line, flush=True))
+        say = announce or _print_line
         previous: dict[int, Any] = {}
         if install_signals:
             for signum in (signal.SIGINT, signal.SIGTERM):
