@@ -35,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="also write the results as JSON")
     parser.add_argument("--quick", action="store_true", help="fewer runs and bars (about a minute)")
     parser.add_argument("--runs", type=_positive_int, default=None,
-                        help="inference runs per model (default: 200, quick: 50)")
+                        help="inference runs per model, and notes of the untimed-output test "
+                        "(default: 200 and 300, quick: 50 and 100)")
     parser.add_argument("--models", metavar="NAME", nargs="+", default=None,
                         help="models to time (default: every registered one)")
     parser.add_argument("--no-jack", action="store_true", help="skip the JACK measurements")
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     _say("untimed output path (rtmidi backends: sleep, then spin), in-process, 10 ms apart:")
     precision = []
     for spin_s in (0.0, 0.0005, 0.002):
-        entry = untimed_send_precision(100 if args.quick else 300, spin_s)
+        entry = untimed_send_precision(args.runs or (100 if args.quick else 300), spin_s)
         precision.append(entry)
         lateness = entry["lateness"]
         _say(f"  spin {entry['spin_ms']:.1f} ms: lateness p50 {lateness['p50_ms']:.3f} ms, "

@@ -95,3 +95,18 @@ def test_serve_with_no_jack_server_is_a_one_line_user_error() -> None:
         "musebridge serve: error: no JACK server running (musebridge never starts one): start jackd or "
         "choose another --midi-backend"
     ]
+
+
+def test_bench_without_jack_writes_json(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--no-jack", "--quick", "--runs", "3", "--models", "thru", "transpose",
+                 "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "transpose" in printed and "spin 0.5 ms" in printed
+    results = json.loads(out.read_text())
+    assert [m["model"] for m in results["models"]] == ["thru", "transpose"]
+    assert all(m["n"] == 3 and m["p50_ms"] <= m["p99_ms"] for m in results["models"])
+    assert results["jack"] == {"skipped": "--no-jack"}
+    assert [entry["spin_ms"] for entry in results["untimed_output"]] == [0.0, 0.5, 2.0]
