@@ -38,6 +38,7 @@ RTMIDI_APIS = {
     "winmm": rtmidi.API_WINDOWS_MM,
     "rtmidi-jack": rtmidi.API_UNIX_JACK,  # not offered to users (JACK uses JACK-Client); for tests
 }
+_CLOSE_FLUSH_S = 0.05
 _VIRTUAL = {"alsa", "coremidi", "rtmidi-jack"}
 
 
@@ -208,6 +209,7 @@ class RtMidiPorts:
         if self._midi_out is not None:
             for message in self._held.release_messages() + all_notes_off_messages():
                 self._write(message)
+            time.sleep(_CLOSE_FLUSH_S)  # some APIs (JACK, CoreMIDI) send from a buffer: let it drain
         for port in (self._midi_in, self._midi_out):
             if port is not None:
                 try:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import queue
 import random
+import subprocess
+import sys
 import threading
 import time
 
 import jack_harness
 import pytest
-from musebridge.cli import main as cli_main
+from musebridge.commands import ports as ports_command
 from musebridge.errors import UserError
 from musebridge.io.jack_midi import JackMidiPorts, jack_server_running, list_jack_ports
 from musebridge.io.midi_ports import MidiPorts, alsa_problem, create_midi_ports, resolve_backend
@@ -192,10 +196,23 @@ def test_auto_without_any_midi_system_says_why(jack_server, monkeypatch, caplog)
         create_midi_ports("jack").open(Inbox())
 
 
+def _ports_command(argv: list[str]) -> int:
+    """`musebridge ports ARGV` without importing every other command (some import torch)."""
+    parser = argparse.ArgumentParser()
+    ports_command.register(parser.add_subparsers())
+    args = parser.parse_args(["ports", *argv])
+    return args.handler(args)
+
+
 def test_ports_command_lists_jack_ports(ports, capsys):
-    assert cli_main(["ports", "--midi-backend", "jack"]) == 0
+    assert _ports_command(["--midi-backend", "jack"]) == 0
     out = capsys.readouterr().out
     assert "musebridge:in" in out and "musebridge:out" in out
+    assert _ports_command(["--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    jack_listing = next(b for b in listing["backends"] if b["backend"] == "jack")
+    assert "musebridge:out" in jack_listing["inputs"] and "musebridge:in" in jack_listing["outputs"]
+    assert listing["auto"]["backend"] in ("alsa", "jack")
 
 
 def test_server_shutdown_is_logged_and_survived(caplog):
@@ -218,3 +235,78 @@ def test_server_shutdown_is_logged_and_survived(caplog):
         assert not closer.is_alive(), "close() hung after the server went away"
     finally:
         server.stop()
+
+
+
+# rtmidi's JACK client is opened while holding the GIL; in a process that also runs JACK-Client
+# clients with Python callbacks (the test probes) that can deadlock, so the rtmidi side runs apart.
+RTMIDI_ECHO = """
+import queue, sys, time
+from musebridge.io.rtmidi_ports import RtMidiPorts
+from musebridge.errors import UserError
+inbox = queue.SimpleQueue()
+midi = RtMidiPorts("rtmidi-jack", client_name=sys.argv[1], midi_in=sys.argv[2] or None,
+                   midi_out=sys.argv[3] or None)
+try:
+    midi.open(lambda data, when: inbox.put((data, when)))
+except UserError as error:
+    print("error:", error, flush=True)
+    raise SystemExit(2)
+print("ready", midi.input_port_name, "|", midi.output_port_name, flush=True)
+while True:
+    data, when = inbox.get()
+    if data == (0xFC,):  # Stop: close and exit
+        break
+    delay = time.perf_counter() - when
+    midi.send_at((data[0] + 1, data[1], data[2]), when + 0.05)  # echo on the next channel, 50 ms later
+    print("stamp-age", delay, flush=True)
+midi.close()
+print("stats", midi.stats(), flush=True)
+"""
+
+
+def _rtmidi_echo(jack_server, name: str, midi_in: str = "", midi_out: str = "") -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", RTMIDI_ECHO, name, midi_in, midi_out], env=jack_server.env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+
+
+def test_rtmidi_backend_virtual_ports_through_jack(jack_server, midi_client):
+    """The rtmidi code path (ALSA/CoreMIDI/WinMM) exercised on rtmidi's JACK API."""
+    echo = _rtmidi_echo(jack_server, "rtbridge")
+    try:
+        assert echo.stdout.readline().startswith("ready rtbridge in | rtbridge out")
+        probe = midi_client("rtprobe")
+        probe.connect_to("rtbridge in")  # found by listing: rtmidi names it <client>:<port>
+        probe.connect_from("rtbridge out")
+        probe.send_now((0xF4,))  # undefined status: dropped and counted, never raised
+        probe.send_now((0x90, 60, 100))
+        event = probe.wait_for(1)[0]
+        sent = probe.sent[-1]
+        assert event.data == (0x91, 60, 100)
+        assert abs(event.time - sent.time - 0.05) < 0.02  # stamp + timer thread: loose bounds
+        assert 0 <= float(echo.stdout.readline().split()[1]) < 0.1
+        probe.send_now((0xFC,))
+        output, _ = echo.communicate(timeout=10)
+    finally:
+        echo.kill()
+    assert echo.returncode == 0, output
+    assert "'invalid_in': 1" in output and "'callback_errors': 0" in output
+    released = [e.data for e in probe.wait_for(1 + 1 + 32)][1:]
+    assert released[0] == (0x81, 60, 0)  # the echoed note was still held: released on close
+    assert (0xB0, 123, 0) in released
+
+
+def test_rtmidi_backend_connects_existing_ports_by_name(jack_server, midi_client):
+    midi_client("loop1")
+    echo = _rtmidi_echo(jack_server, "rtnamed", "loop1:out", "loop1:in")
+    try:
+        assert echo.stdout.readline().strip() == "ready loop1:out | loop1:in"
+    finally:
+        echo.kill()
+        echo.wait()
+    bad = _rtmidi_echo(jack_server, "rtbad", "absent")
+    output, _ = bad.communicate(timeout=20)
+    assert bad.returncode == 2
+    assert "no MIDI input port matches 'absent'" in output and "loop1:out" in output
