@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 _STOP = ("stop",)
 _IDLE_WAIT_S = 0.5  # longest wait of the conductor loop when nothing is due
+_MIDI_CHECK_S = 0.25  # how often the MIDI port's count of dropped malformed input is looked at
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,8 @@ class Server:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._stop_requested = threading.Event()
+        self._next_midi_check = 0.0
+        self._invalid_midi_seen = 0
 
     # -- opening --------------------------------------------------------------------------------
     def open(self) -> list[str]:
@@ -268,6 +271,26 @@ class Server:
             now = self.clock()
             if wake is not None and now >= wake:
                 self._guarded("tick", lambda at=now: conductor.tick(at), None)
+            if now >= self._next_midi_check:
+                self._report_invalid_midi(now)
+
+    def _report_invalid_midi(self, now: float) -> None:
+        """MIDI the port dropped as malformed (it never reaches the conductor) is reported like any
+        refused input: counted, and /musebridge/error "midi" to the registered clients."""
+        self._next_midi_check = now + _MIDI_CHECK_S
+        stats = getattr(self.midi, "stats", None)
+        if not callable(stats):
+            return
+        try:
+            invalid = int(stats().get("invalid_in", 0))
+        except Exception:
+            return
+        if invalid > self._invalid_midi_seen:
+            count = invalid - self._invalid_midi_seen
+            self._invalid_midi_seen = invalid
+            reason = f"{count} malformed MIDI message{'s' if count > 1 else ''} dropped"
+            self._guarded("handle_bad_message",
+                          lambda: self.conductor.handle_bad_message("midi", reason, None, now), None)
 
     def _handle(self, item: tuple[Any, ...]) -> None:
         conductor = self.conductor

@@ -161,6 +161,8 @@ def test_random_midi_bytes_leave_the_daemon_up(start_daemon, midi_client) -> Non
             garbage[0] = 0xC0 | (garbage[0] & 0x0F)  # garbage, but never a note left hanging by the test
         probe.send_at_frame(garbage, start + index * 40)
     probe.wait_until_sent()
+    errors = client.wait_for("/musebridge/error", timeout=3.0)  # malformed ones are reported
+    assert errors and errors[0][1] == "midi" and "malformed MIDI" in errors[0][0]
     assert client.request("/musebridge/ping", reply="/musebridge/pong", timeout=5.0) == ()
     # thru still works after the garbage
     probe.clear()

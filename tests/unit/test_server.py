@@ -20,6 +20,7 @@ class FakePorts:
 
     def __init__(self) -> None:
         self.sent: list[tuple[int, ...]] = []
+        self.invalid_in = 0
         self.on_message: Callable[[tuple[int, ...], float], None] | None = None
         self.closed = False
 
@@ -34,6 +35,9 @@ class FakePorts:
 
     def close(self) -> None:
         self.closed = True
+
+    def stats(self) -> dict[str, int]:
+        return {"invalid_in": self.invalid_in}
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 3.0) -> bool:
@@ -98,6 +102,19 @@ def test_a_failing_osc_handler_answers_error_and_the_daemon_goes_on(running) -> 
     assert address == "/musebridge/genre" and reason.startswith("internal error:")
     assert client.request("/musebridge/ping", reply="/musebridge/pong") == ()
     assert server.counters.handler_errors == 1
+    client.close()
+
+
+def test_malformed_midi_dropped_by_the_port_is_reported_to_clients(running) -> None:
+    server, ports = running
+    client = OscClient(server.osc.address[1])
+    client.request("/musebridge/hello", client.port, reply="/musebridge/welcome")
+    ports.invalid_in = 3
+    (reason, address), = client.wait_for("/musebridge/error", timeout=3.0)
+    assert (reason, address) == ("3 malformed MIDI messages dropped", "midi")
+    ports.invalid_in = 4
+    second = client.wait_for("/musebridge/error", timeout=3.0, count=2)[1]
+    assert second == ("1 malformed MIDI message dropped", "midi")
     client.close()
 
 
