@@ -476,6 +476,20 @@ def synthetic_steps(count: int, length: int, seed: int = 0, tones_per_step: int 
 # ---- command line -----------------------------------------------------------------------------------
 
 
+def command_line(args: argparse.Namespace) -> str:
+    """`musebridge train continue ...` as these arguments spell it (for model cards)."""
+    words = ["musebridge", "train", "continue"]
+    for key, value in vars(args).items():
+        if key in ("handler", "command", "train_model") or value is None or value is False:
+            continue
+        words.append(f"--{key.replace('_', '-')}")
+        if isinstance(value, list | tuple):
+            words += [str(v) for v in value]
+        elif value is not True:
+            words.append(str(value))
+    return shlex.join(words)
+
+
 def run(args: argparse.Namespace) -> int:
     """`musebridge train continue`: load data, train, write the run folder and optionally export."""
     from musebridge.errors import UserError
@@ -564,7 +578,7 @@ def run(args: argparse.Namespace) -> int:
     print("final: " + ", ".join(f"{k}={v:.4g}" for k, v in final.items()), file=sys.stderr)
     if args.export:
         training = {
-            "command": shlex.join(["musebridge", *sys.argv[1:]]),
+            "command": command_line(args),
             "options": asdict(options),
             "steps": result.step,
             "windows": windows,

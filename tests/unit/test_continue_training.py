@@ -1,0 +1,124 @@
+"""`musebridge train continue` and `musebridge eval continue` end to end on a toy dataset (seconds)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from musebridge.cli import main
+from musebridge.core.music import Meter
+from musebridge.models.data.tunes import Tune, make_notes, pack_tunes, regular_bars
+
+
+@pytest.fixture(scope="module")
+def toy_dataset(tmp_path_factory) -> Path:
+    """40 tunes of 16 bars of 4/4: eighth-note scales and arpeggios from several roots."""
+    rng = np.random.default_rng(0)
+    tunes = []
+    for index in range(40):
+        root = int(rng.integers(55, 67))
+        shape = [0, 2, 4, 5, 7, 9, 11, 12] if index % 2 else [0, 4, 7, 12, 7, 4, 0, 4]
+        rows = [(root + shape[k % 8] + (k // 32) % 2, 80, k * 0.5, 0.5) for k in range(128)]
+        tunes.append(
+            Tune(
+                source_id=f"toy/{index}",
+                collection="toy",
+                genre="folk" if index % 3 else "celtic",
+                notes=make_notes(rows),
+                bars=regular_bars(64.0, [(0.0, Meter(4, 4))]),
+            )
+        )
+    path = tmp_path_factory.mktemp("toy_data") / "dataset.npz"
+    np.savez(path, **pack_tunes(tunes))
+    return path
+
+
+def _train(kind: str, data: Path, folder: Path, extra: list[str]) -> Path:
+    export = folder / f"{kind}_toy.pt"
+    args = ["train", "continue", "--model", kind, "--data", str(data), "--out-dir", str(folder / kind)]
+    args += [
+        "--steps",
+        "3",
+        "--batch-size",
+        "4",
+        "--window-bars",
+        "4",
+        "--no-progress",
+        "--export",
+        str(export),
+    ]
+    assert main(args + extra) == 0
+    assert (folder / kind / "run.pt").exists() and (folder / kind / "train_curves.png").exists()
+    card = yaml.safe_load(export.with_suffix(".yaml").read_text())
+    assert card["steps"] == 3 and card["seed"] == 0 and "train continue" in card["training_command"]
+    return export
+
+
+def test_train_then_eval_continue(toy_dataset, tmp_path, capsys) -> None:
+    wavenet = _train(
+        "wavenet", toy_dataset, tmp_path, ["--channels", "4", "--blocks", "1", "--genre-conditioning"]
+    )
+    gan = _train("crnngan", toy_dataset, tmp_path, ["--sequence-length", "8", "--pretrain-steps", "2"])
+    out = tmp_path / "eval.json"
+    args = [
+        "eval",
+        "continue",
+        "--checkpoint",
+        str(wavenet),
+        "--checkpoint",
+        str(gan),
+        "--data",
+        str(toy_dataset),
+    ]
+    args += [
+        "--split",
+        "valid",
+        "--call-bars",
+        "2",
+        "--bars",
+        "2",
+        "--windows",
+        "3",
+        "--json",
+        str(out),
+        "--update-card",
+    ]
+    assert main(args) == 0
+    result = json.loads(out.read_text())
+    assert result["windows"] == 3 and result["answer_bars"] == 2
+    assert result["real"]["tone_span"] > 0
+    entries = result["models"]
+    assert set(entries) == {"wavenet:wavenet_toy", "crnngan:crnngan_toy"}
+    assert {"free", "continuation", "free_gaps", "continuation_gaps", "fit"} <= set(
+        entries["crnngan:crnngan_toy"]
+    )
+    assert 0 < entries["wavenet:wavenet_toy"]["likelihood"]["nll"] < 10
+    card = yaml.safe_load(wavenet.with_suffix(".yaml").read_text())
+    assert card["metrics"]["likelihood"] == entries["wavenet:wavenet_toy"]["likelihood"]
+    assert "real answers" in capsys.readouterr().out
+
+
+def test_train_continue_user_errors(tmp_path, capsys) -> None:
+    missing = ["train", "continue", "--model", "wavenet", "--data", str(tmp_path / "none.npz")]
+    assert main(missing + ["--out-dir", str(tmp_path / "r")]) == 2
+    assert "no dataset" in capsys.readouterr().err
+    assert main(["eval", "continue", "--checkpoint", str(tmp_path / "none.pt")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "continue",
+                "--model",
+                "wavenet",
+                "--synthetic",
+                "--out-dir",
+                str(tmp_path),
+                "--steps",
+                "0",
+            ]
+        )
+        == 2
+    )
