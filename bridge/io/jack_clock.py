@@ -90,11 +90,14 @@ class JackClock:
         self._last_raw_frames: int | None = None
         self._ext_frames = 0
         self.cycle = CycleTimes(0, 0, 1, 1)
-        self.offset = self.measure_offset()
+        self.offset, self.offset_uncertainty = self.measure_offset(200)
         self._offset_at = time.perf_counter()
 
-    def measure_offset(self, tries: int = 5) -> float:
-        """perf_counter() - jack_get_time()/1e6 from the tightest of `tries` back-to-back readings."""
+    #: a reading whose two perf_counter() calls are further apart than this was preempted: not used
+    MAX_READING_SPAN_S = 50e-6
+
+    def measure_offset(self, tries: int = 5) -> tuple[float, float]:
+        """(perf_counter() - jack_get_time()/1e6, uncertainty) from the tightest of `tries` readings."""
         best_span = float("inf")
         best = 0.0
         get_time = self._lib.jack_get_time
@@ -106,7 +109,7 @@ class JackClock:
             if after - before < best_span:
                 best_span = after - before
                 best = (before + after) * 0.5 - usecs * 1e-6
-        return best
+        return best, best_span
 
     def update(self, nframes: int) -> CycleTimes:
         """Read the current cycle's times (process thread only); unwrap the 32-bit frame counter."""
@@ -126,8 +129,10 @@ class JackClock:
         self.cycle = cycle
         now = time.perf_counter()
         if now - self._offset_at >= self.OFFSET_REFRESH_S:
-            self.offset = self.measure_offset(3)
-            self._offset_at = now
+            offset, span = self.measure_offset(3)
+            if span <= self.MAX_READING_SPAN_S:  # else keep the last good one and retry next cycle
+                self.offset, self.offset_uncertainty = offset, span
+                self._offset_at = now
         return cycle
 
     def frame_to_time(self, frame: int) -> float:
