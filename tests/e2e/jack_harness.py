@@ -91,7 +91,11 @@ class JackServer:
             if process.poll() is not None:
                 log = server.log()
                 server.stop()
-                raise RuntimeError(f"jackd exited with {process.returncode}:\n{log}")
+                hint = ""
+                if "Too many servers" in log:
+                    running = subprocess.run(["pgrep", "-a", "jackd"], capture_output=True, text=True).stdout
+                    hint = f"\njackd allows only a few servers at once; running now:\n{running}"
+                raise RuntimeError(f"jackd exited with {process.returncode}:\n{log}{hint}")
             probe = subprocess.run(["jack_lsp"], env=env, capture_output=True, text=True, timeout=10)
             if probe.returncode == 0 and "system:" in probe.stdout:
                 return server
