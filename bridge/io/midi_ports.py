@@ -72,7 +72,7 @@ def checked_midi(data: Sequence[int]) -> bytes:
     """`data` as bytes, or ValueError saying what is wrong (for the sending side)."""
     problem = midi_problem(data)
     if problem:
-        raise ValueError(f"not a MIDI message {tuple(data)!r}: {problem}")
+        raise ValueError(f"not a MIDI message {data!r}: {problem}")
     return bytes(data)
 
 
