@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import select
 import shutil
 import socket
 import struct
@@ -211,3 +212,28 @@ def test_oscsend_talks_to_the_server(server, recorder):
     )
     address, args, _, _ = recorder.good.get(timeout=TIMEOUT)
     assert (address, args) == ("/musebridge/temperature", (3, 0.5))
+
+
+@pytest.mark.skipif(shutil.which("oscdump") is None, reason="oscdump (liblo-tools) not installed")
+def test_oscdump_reads_what_the_server_sends(server):
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    dump = subprocess.Popen(["oscdump", "-L", str(port)], stdout=subprocess.PIPE, text=True)
+    try:
+        line = ""
+        deadline = time.monotonic() + TIMEOUT
+        # oscdump needs a moment to bind: resend until it prints (UDP to a closed port is just lost)
+        while not line and time.monotonic() < deadline:
+            server.send("/musebridge/out/note", (2, 64, 90, 8, 0.5), ("127.0.0.1", port))
+            ready, _, _ = select.select([dump.stdout], [], [], 0.1)
+            if ready:
+                line = dump.stdout.readline()
+    finally:
+        dump.kill()
+        dump.wait()
+    words = line.split()  # [timestamp] address types args...
+    words = words[words.index("/musebridge/out/note"):]
+    assert words[1] == "iiiff"
+    assert [float(v) for v in words[2:]] == [2, 64, 90, 8, 0.5]
