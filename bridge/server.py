@@ -35,6 +35,7 @@ from musebridge.core.actions import (
 )
 from musebridge.engine import Engine, JobResult, ProcessRunner, ThreadRunner
 from musebridge.errors import UserError
+from musebridge.fast_thru import FastThru, thru_routes
 from musebridge.scheduler import OutputScheduler
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class ServerConfig:
     isolation: str = "auto"
     max_pending_jobs: int = 4
     switch_interval_s: float | None = 0.0005
+    fast_thru: bool = True  # JACK: thru input leaves in the cycle it came in (musebridge.fast_thru)
     extra_models: dict[str, Any] = field(default_factory=dict)
 
 
@@ -73,6 +75,17 @@ class ServerCounters:
     osc_in: int = 0
     bad_in: int = 0
     results: int = 0
+
+
+def _without_forwarded(actions: list[Action], data: tuple[int, ...]) -> list[Action]:
+    """`actions` less the conductor's SendMidi of `data` (any channel): same-cycle thru sent it."""
+    out = list(actions)
+    for index, action in enumerate(out):
+        if (isinstance(action, SendMidi) and action.data[1:] == data[1:]
+                and action.data[0] & 0xF0 == data[0] & 0xF0):
+            del out[index]
+            break
+    return out
 
 
 def _print_line(line: str) -> None:
@@ -103,6 +116,8 @@ class Server:
         self._closed = False
         self._stop_requested = threading.Event()
         self._next_midi_check = 0.0
+        self._midi_channels: set[int] = set()
+        self.fast_thru: FastThru | None = None
         self._invalid_midi_seen = 0
 
     # -- opening --------------------------------------------------------------------------------
@@ -135,7 +150,14 @@ class Server:
         lines.append(f"models: {placed} (device: {config.device}; "
                      f"available: {', '.join(registry.names())})")
 
-        self.midi, midi_lines = edges.open_midi(config, self._on_midi)
+        self.fast_thru = FastThru(None, self._on_midi_forwarded)
+        self.midi, midi_lines = edges.open_midi(config, self.fast_thru.on_message)
+        self.fast_thru.ports = self.midi
+        if not (config.fast_thru and FastThru.supported(self.midi)):
+            self.fast_thru.ports = None  # every input takes the conductor's path
+        else:
+            midi_lines.append("MIDI thru: same-cycle (JACK)")
+            self._guarded_routes()
         lines += midi_lines
         output = edges.PortsOutput(self.midi)
         self.scheduler = OutputScheduler(output, tempo_map=self.conductor.tempo_map, clock=self.clock,
@@ -176,7 +198,10 @@ class Server:
 
     # -- edges -> inbox (other threads: timestamp + enqueue only) -------------------------------
     def _on_midi(self, data: Sequence[int], when: float) -> None:
-        self.inbox.put(("midi", tuple(data), when))
+        self.inbox.put(("midi", tuple(data), when, False))
+
+    def _on_midi_forwarded(self, data: tuple[int, ...], when: float, forwarded: bool) -> None:
+        self.inbox.put(("midi", tuple(data), when, forwarded))
 
     def _on_osc(self, address: str, args: Sequence[Any], sender: tuple[str, int], when: float) -> None:
         self.inbox.put(("osc", address, tuple(args), sender, when))
@@ -296,12 +321,21 @@ class Server:
         conductor = self.conductor
         kind = item[0]
         if kind == "midi":
-            _, data, when = item
+            _, data, when, forwarded = item
             self.counters.midi_in += 1
-            self._guarded("handle_midi", lambda: conductor.handle_midi(data, when), None, midi=data)
+            if data and 0x80 <= data[0] < 0xF0:
+                self._midi_channels.add(data[0] & 0x0F)
+
+            def handle() -> list[Action]:
+                actions = conductor.handle_midi(data, when)
+                return _without_forwarded(actions, data) if forwarded else actions
+
+            self._guarded("handle_midi", handle, None, midi=None if forwarded else data)
         elif kind == "osc":
             _, address, args, sender, when = item
             self.counters.osc_in += 1
+            if args and isinstance(args[0], int) and 1 <= args[0] <= 16:
+                self._midi_channels.add(args[0] - 1)  # the conductor makes this track now
             self._guarded("handle_osc", lambda: conductor.handle_osc(address, args, sender, when),
                           (address, sender))
         elif kind == "bad":
@@ -319,6 +353,16 @@ class Server:
                                                 result.finished_at, result.latency_s),
                 None,
             )
+        if self.fast_thru is not None and self.fast_thru.ports is not None and kind in ("midi", "osc"):
+            self._guarded_routes()
+
+    def _guarded_routes(self) -> None:
+        """Tell the same-cycle thru which channels the conductor now plays through."""
+        try:
+            self.fast_thru.set_routes(thru_routes(self.conductor, self._midi_channels))
+        except Exception as error:
+            self.fast_thru.set_routes({})
+            self._count_error("thru routes", error)
 
     def _guarded(
         self,
