@@ -261,6 +261,8 @@ def test_train_and_eval_transfer_commands_on_midi_folders(tmp_path, capsys) -> N
     for key in ("classifier_accuracy", "s_a_to_b", "s_b_to_a", "s_tot", "onsets_kept"):
         assert key in figures
     assert "S_tot" in yaml.safe_load(checkpoint.with_suffix(".yaml").read_text())["metrics"]
+    classifier_card = yaml.safe_load((out / "genre_classifier_lowland_highland.yaml").read_text())
+    assert set(classifier_card["metrics"]["accuracy_per_genre"]) == {"lowland", "highland"}
     printed = capsys.readouterr().out
     assert "S_tot" in printed and "classifier accuracy" in printed
 
