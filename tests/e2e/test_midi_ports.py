@@ -288,3 +288,16 @@ def test_rtmidi_backend_connects_existing_ports_by_name(jack_server, midi_client
     output, _ = bad.communicate(timeout=20)
     assert bad.returncode == 2
     assert "no MIDI input port matches 'absent'" in output and "loop1:out" in output
+
+
+def test_a_vanishing_peer_is_logged(ports, midi_client, caplog):
+    peer = midi_client("leaving")
+    peer.connect_to("musebridge:in")
+    with caplog.at_level("INFO", logger="musebridge.midi.jack"):
+        peer.close()
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and not any("-/->" in r.getMessage() for r in caplog.records):
+            time.sleep(0.01)
+    assert any(r.getMessage() == "JACK: leaving:out -/-> musebridge:in" for r in caplog.records)
+    assert ports.alive
+    ports.send_now((0x90, 1, 1))
