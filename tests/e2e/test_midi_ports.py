@@ -301,3 +301,16 @@ def test_a_vanishing_peer_is_logged(ports, midi_client, caplog):
     assert any(r.getMessage() == "JACK: leaving:out -/-> musebridge:in" for r in caplog.records)
     assert ports.alive
     ports.send_now((0x90, 1, 1))
+
+
+def test_open_lowers_the_switch_interval_and_close_restores_it(jack_server):
+    saved = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)
+    try:
+        midi = JackMidiPorts()
+        midi.open(Inbox())
+        assert sys.getswitchinterval() <= 0.0005 + 1e-9  # the process callback must get the GIL in time
+        midi.close()
+        assert abs(sys.getswitchinterval() - 0.005) < 1e-9
+    finally:
+        sys.setswitchinterval(saved)
