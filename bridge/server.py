@@ -5,6 +5,8 @@
     engine results ───┘                 │ actions: SendMidi/ScheduleNotes/ClearOutput/TempoChanged
                                         │   -> OutputScheduler; SendOsc -> OSC; SubmitJob -> Engine
 Time is time.perf_counter() seconds everywhere (JACK input frames are converted by the io layer).
+On JACK, input on thru channels is also written out inside the process callback, in the cycle it
+came in (musebridge.fast_thru); the conductor still sees it, and its copy of the send is dropped.
 
 An exception in a handler is logged and counted and answered with /musebridge/error; the loop goes
 on. SIGINT/SIGTERM (and any crash of the loop) end in the shutdown path: the conductor's shutdown
@@ -197,9 +199,6 @@ class Server:
         return ThreadRunner(lambda name: models.get(name, self._model_options(name)))
 
     # -- edges -> inbox (other threads: timestamp + enqueue only) -------------------------------
-    def _on_midi(self, data: Sequence[int], when: float) -> None:
-        self.inbox.put(("midi", tuple(data), when, False))
-
     def _on_midi_forwarded(self, data: tuple[int, ...], when: float, forwarded: bool) -> None:
         self.inbox.put(("midi", tuple(data), when, forwarded))
 
