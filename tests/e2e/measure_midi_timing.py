@@ -6,6 +6,7 @@
   receiving client got it on - t (the receiver stamps frames with its own JackClock);
 - input: a probe writes events at known frames; error = the daemon's stamp - the probe's time of that frame;
 - lead: how far ahead send_at must be called: the share of events that go out late per lead.
+--busy-thread adds a CPU-bound pure-Python thread (GIL contention) to the process.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import queue
 import random
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -35,7 +37,18 @@ def summary(name: str, errors_s: list[float], samplerate: int, expected: int) ->
     )
 
 
-def measure(events: int) -> None:
+def _busy_python() -> None:
+    """A pure-Python CPU hog (what a model's Python-level generation loop looks like to the GIL)."""
+    total = 0
+    while True:
+        for value in range(10000):
+            total += value * value
+
+
+def measure(events: int, busy_thread: bool = False) -> None:
+    if busy_thread:
+        threading.Thread(target=_busy_python, daemon=True).start()
+        print("with a busy pure-Python thread in the process")
     server = jack_harness.JackServer.start()
     inbox: queue.SimpleQueue = queue.SimpleQueue()
     ports = JackMidiPorts(servername=server.name)
@@ -107,7 +120,9 @@ def measure(events: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1000)
-    measure(parser.parse_args().events)
+    parser.add_argument("--busy-thread", action="store_true", help="run a CPU-bound Python thread meanwhile")
+    args = parser.parse_args()
+    measure(args.events, args.busy_thread)
     return 0
 
 
