@@ -142,15 +142,21 @@ def mean_statistics(phrases: Iterable[Phrase | Iterable[Note]]) -> dict[str, flo
 
 
 def relative_gaps(model: dict[str, float], real: dict[str, float], keys: Sequence[str] = STAT_KEYS) -> dict:
-    """|model - real| / |real| per statistic, and whether each is within 10% (the goal)."""
+    """|model - real| / |real| per statistic, and whether each is within 10% (the goal); where the real
+    value is 0 (polyphony of monophonic melodies) the gap is the absolute difference."""
     gaps = {}
     for key in keys:
         if key not in model or key not in real:
             continue
         ref = real[key]
-        gap = abs(model[key] - ref) / abs(ref) if ref else (0.0 if model[key] == 0 else math.inf)
+        gap = abs(model[key] - ref) / abs(ref) if ref else abs(model[key])
         gaps[key] = {"gap": gap, "within_10pct": gap <= 0.10}
     return gaps
+
+
+def mean_gap(gaps: dict) -> float:
+    """Mean of the gaps of one `relative_gaps` result (a single number to rank settings by)."""
+    return float(np.mean([g["gap"] for g in gaps.values()])) if gaps else math.inf
 
 
 # ---- continuation fit ------------------------------------------------------------------------------
@@ -305,6 +311,7 @@ def evaluate(
             g["within_10pct"] for part in ("free_gaps", "continuation_gaps") for g in entry[part].values()
         ]
         entry["goals_met"] = f"{sum(goals)}/{len(goals)}"
+        entry["mean_gap"] = (mean_gap(entry["free_gaps"]) + mean_gap(entry["continuation_gaps"])) / 2
         result["models"][name] = entry
     return result
 
@@ -340,6 +347,7 @@ def format_report(result: dict) -> str:
         lines.append(
             f"  {name}: in_scale {f.get('in_scale', 0):.3f}  in_range {f.get('in_range', 0):.3f}"
             f"  distance {f.get('mean_pitch_distance', 0):.2f}   goals met {entry['goals_met']}"
+            f"  mean gap {entry['mean_gap'] * 100:.0f}%"
         )
         if "likelihood" in entry:
             s = entry["likelihood"]

@@ -59,6 +59,7 @@ def test_relative_gaps_and_the_ten_percent_goal() -> None:
     gaps = relative_gaps({"tone_span": 11.0, "polyphony": 0.0}, {"tone_span": 10.0, "polyphony": 0.0})
     assert gaps["tone_span"] == {"gap": pytest.approx(0.1), "within_10pct": True}
     assert gaps["polyphony"]["within_10pct"] is True
+    assert relative_gaps({"polyphony": 0.2}, {"polyphony": 0.0})["polyphony"]["gap"] == pytest.approx(0.2)
     assert relative_gaps({"tone_span": 12.0}, {"tone_span": 10.0})["tone_span"]["within_10pct"] is False
 
 
