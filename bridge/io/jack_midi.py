@@ -49,6 +49,11 @@ log = logging.getLogger("musebridge.midi.jack")
 #: at 256 frames/48 kHz); 0.5 ms keeps losses rare. open() lowers it for the process, close() restores.
 SWITCH_INTERVAL_S = 0.0005
 
+#: At most this many events a cycle: our buffer takes thousands, but a receiving JACK client loses
+#: what does not fit in its own input buffer (measured: about 1000 3-byte events a cycle), so a flood
+#: is spread over cycles instead (counted in stats()["retried_out"]).
+MAX_EVENTS_PER_CYCLE = 512
+
 _NOW = float("-inf")  # handover time meaning "the first frame of the next cycle"
 _PANIC = None  # handover data meaning "drop pending output, release held notes"
 
@@ -121,6 +126,8 @@ class JackMidiPorts:
         self._pending: list[tuple[float, int, bytes]] = []
         self._sequence = itertools.count()
         self._held = HeldNotes()
+        self._spill: deque[bytes] = deque()  # panic releases that did not fit in their cycle
+        self._written = 0  # events written in the current cycle
         self._panic_done = threading.Event()
         self._counts = dict.fromkeys(
             ("received", "invalid_in", "sent", "late_out", "retried_out", "dropped_out", "callback_errors",
@@ -253,6 +260,9 @@ class JackMidiPorts:
         handover = self._handover
         out = self.outport
         out.clear_buffer()
+        self._written = 0
+        if self._spill:
+            self._write_spill(out)
         while handover:
             when, message = handover.popleft()
             if message is _PANIC:
@@ -262,16 +272,21 @@ class JackMidiPorts:
         counts = self._counts
         # events stay keyed by time until their cycle comes: each is converted with that cycle's rate
         end_time = clock.frame_to_time(end)
-        while pending and pending[0][0] < end_time:
+        # while releases are still queued (a full buffer), newer output waits: it must follow them
+        while pending and not self._spill and pending[0][0] < end_time:
             when, order, message = pending[0]
             frame = start if when == _NOW else clock.time_to_frame(when)
             if frame >= end:  # rounds to the next cycle's first frame
+                break
+            if self._written >= MAX_EVENTS_PER_CYCLE:
+                counts["retried_out"] += 1
                 break
             try:
                 out.write_midi_event(frame - start if frame > start else 0, message)
             except jack.JackError:  # buffer full: the rest waits for the next cycle
                 counts["retried_out"] += 1
                 break
+            self._written += 1
             heapq.heappop(pending)
             if frame < start and when != _NOW:
                 counts["late_out"] += 1
@@ -290,16 +305,30 @@ class JackMidiPorts:
                 counts["callback_errors"] += 1
 
     def _write_panic(self, out: jack.OwnMidiPort) -> None:
-        """Process thread: drop pending output, release held notes, all-notes-off, all at offset 0."""
+        """Process thread: drop pending output, then release held notes and all-notes-off at offset 0.
+
+        What does not fit in this cycle's buffer is written first thing in the next ones.
+        """
         self._counts["dropped_out"] += len(self._pending)
         self._pending.clear()
-        for message in self._held.release_messages() + all_notes_off_messages():
+        self._spill.extend(self._held.release_messages() + all_notes_off_messages())
+        self._write_spill(out)
+
+    def _write_spill(self, out: jack.OwnMidiPort) -> bool:
+        """Write the queued releases at offset 0; True when all went out (then the panic is done)."""
+        spill = self._spill
+        while spill:
+            if self._written >= MAX_EVENTS_PER_CYCLE:
+                return False
             try:
-                out.write_midi_event(0, message)
-                self._counts["sent"] += 1
+                out.write_midi_event(0, spill[0])
             except jack.JackError:
-                self._counts["dropped_out"] += 1
+                return False
+            self._written += 1
+            spill.popleft()
+            self._counts["sent"] += 1
         self._panic_done.set()
+        return True
 
     def _on_xrun(self, delay_usecs: float) -> None:
         self._counts["xruns"] += 1

@@ -9,11 +9,12 @@ import random
 import subprocess
 import sys
 import time
+from collections import Counter
 
 import pytest
 from musebridge.commands import ports as ports_command
 from musebridge.errors import UserError
-from musebridge.io.jack_midi import JackMidiPorts, jack_server_running, list_jack_ports
+from musebridge.io.jack_midi import MAX_EVENTS_PER_CYCLE, JackMidiPorts, jack_server_running, list_jack_ports
 from musebridge.io.midi_ports import MidiPorts, alsa_problem, create_midi_ports, resolve_backend
 
 pytestmark = pytest.mark.e2e
@@ -314,3 +315,20 @@ def test_open_lowers_the_switch_interval_and_close_restores_it(jack_server):
         assert abs(sys.getswitchinterval() - 0.005) < 1e-9
     finally:
         sys.setswitchinterval(saved)
+
+
+def test_panic_releases_more_notes_than_one_cycle_carries(ports, midi_client):
+    receiver = midi_client("rx4")
+    receiver.connect_from("musebridge:out")
+    chord = [(0x90 | channel, pitch, 80) for channel in range(16) for pitch in range(20, 60)]  # 640 notes
+    for message in chord:
+        ports.send_now(message)  # more than a 256-frame MIDI buffer holds: spread over cycles
+    assert len(receiver.wait_for(len(chord))) >= len(chord) - MAX_LOST
+    ports.panic()
+    ports.send_now((0x9F, 1, 1))  # after the panic: must come after every release
+    events = [e.data for e in receiver.wait_for(2 * len(chord) + 32 + 1)][len(chord):]
+    releases = {(0x80 | (status & 0x0F), pitch, 0) for status, pitch, _ in chord}
+    assert len(set(events) & releases) >= len(releases) - MAX_LOST
+    assert events[-1] == (0x9F, 1, 1)
+    assert ports.stats()["retried_out"] > 0  # the chord and its releases were spread over cycles
+    assert max(Counter(e.frame for e in receiver.received).values()) <= MAX_EVENTS_PER_CYCLE
