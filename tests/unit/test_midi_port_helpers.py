@@ -92,3 +92,20 @@ def test_unknown_backend_is_a_user_error():
     with pytest.raises(UserError, match="unknown MIDI backend 'beos'"):
         resolve_backend("beos")
     assert resolve_backend("jack") == ("jack", "--midi-backend jack")
+
+
+def test_an_unavailable_backend_asked_for_by_name_is_a_clear_user_error():
+    from musebridge.io.midi_ports import alsa_problem
+
+    if alsa_problem() is None:
+        pytest.skip("this machine has an ALSA sequencer")
+    expected = r"MIDI backend alsa unavailable: no ALSA sequencer \(/dev/snd/seq missing\)"
+    with pytest.raises(UserError, match=expected):
+        create_midi_ports("alsa").open(lambda data, when: None)
+
+
+def test_winmm_needs_named_ports():
+    from musebridge.io.rtmidi_ports import RtMidiPorts
+
+    with pytest.raises(UserError, match="winmm"):
+        RtMidiPorts("winmm").open(lambda data, when: None)
