@@ -171,6 +171,7 @@ class MidiTestClient:
         self.write_errors = 0
         self.xruns = 0
         self.cycles = 0
+        self.closed = False
         self.client.set_process_callback(self._process)
         self.client.set_xrun_callback(self._on_xrun)
         self.client.activate()
@@ -317,6 +318,10 @@ class MidiTestClient:
         self.connect(self.find_port(source, is_input=False), self.port_name("in"))
 
     def close(self) -> None:
+        """Deactivate and close (idempotent)."""
+        if self.closed:
+            return
+        self.closed = True
         try:
             self.client.deactivate()
         finally:

@@ -117,12 +117,32 @@ def measure(events: int, busy_thread: bool = False) -> None:
         server.stop()
 
 
+def measure_rtmidi_timer(events: int) -> None:
+    """Lateness of the rtmidi backends' send_at timer thread (before the MIDI API's own latency)."""
+    from musebridge.io.rtmidi_ports import _TimedSender
+
+    lateness: list[float] = []
+    due: dict[bytes, float] = {}
+    timer = _TimedSender(lambda message: lateness.append(time.perf_counter() - due[message]))
+    timer.start()
+    rng = random.Random(0)
+    base = time.perf_counter() + 0.02
+    for index in range(events):
+        message = index.to_bytes(3, "big")
+        due[message] = base + rng.uniform(0, 2.0)
+        timer.schedule(due[message], message)
+    time.sleep(2.2)
+    timer.stop()
+    summary("rtmidi timer thread lateness", lateness, 48000, events)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--busy-thread", action="store_true", help="run a CPU-bound Python thread meanwhile")
     args = parser.parse_args()
     measure(args.events, args.busy_thread)
+    measure_rtmidi_timer(min(args.events, 500))
     return 0
 
 
