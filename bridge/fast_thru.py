@@ -36,6 +36,7 @@ class FastThru:
         self.ports = ports
         self.enqueue = enqueue
         self.routes: Mapping[int, int] = {}
+        self.held_back_controls: frozenset[int] = frozenset()  # CCs the conductor may consume
         self.forwarded = 0
         self.fallbacks = 0
         self._sounding: dict[tuple[int, int], int] = {}  # (in channel, pitch) -> out channel
@@ -47,8 +48,10 @@ class FastThru:
             hasattr(ports, name) for name in ("clock", "outport", "client")
         )
 
-    def set_routes(self, routes: Mapping[int, int]) -> None:
-        """Thru routes, input channel -> output channel (swapped whole: the JACK thread reads it)."""
+    def set_routes(self, routes: Mapping[int, int], held_back_controls: frozenset[int] = frozenset()) -> None:
+        """Thru routes, input channel -> output channel (swapped whole: the JACK thread reads it);
+        control changes in `held_back_controls` always take the conductor's path."""
+        self.held_back_controls = frozenset(held_back_controls)
         self.routes = dict(routes)
 
     def on_message(self, data: tuple[int, ...], time: float) -> None:
@@ -64,6 +67,8 @@ class FastThru:
     def _forward(self, data: tuple[int, ...], time: float) -> bool:
         status = data[0] & 0xF0
         channel = data[0] & 0x0F
+        if status == 0xB0 and len(data) >= 2 and data[1] in self.held_back_controls:
+            return False
         key = (channel, data[1]) if status in (0x80, 0x90) and len(data) >= 2 else None
         is_off = status == 0x80 or (status == 0x90 and len(data) >= 3 and data[2] == 0)
         if key is not None and is_off and key in self._sounding:
@@ -98,6 +103,12 @@ class FastThru:
         except Exception:  # an event already written later in this buffer, or the buffer is full
             return False
         return True
+
+
+def held_back_controls(conductor: Any) -> frozenset[int]:
+    """Control changes the conductor may consume instead of passing through (continue's end-call CC)."""
+    cc = conductor.preset.continuation.end_call_cc
+    return frozenset() if cc is None else frozenset({cc})
 
 
 def thru_routes(conductor: Any, seen: set[int]) -> dict[int, int]:

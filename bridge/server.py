@@ -37,7 +37,7 @@ from musebridge.core.actions import (
 )
 from musebridge.engine import Engine, JobResult, ProcessRunner, ThreadRunner
 from musebridge.errors import UserError
-from musebridge.fast_thru import FastThru, thru_routes
+from musebridge.fast_thru import FastThru, held_back_controls, thru_routes
 from musebridge.scheduler import OutputScheduler
 
 log = logging.getLogger(__name__)
@@ -358,7 +358,8 @@ class Server:
     def _guarded_routes(self) -> None:
         """Tell the same-cycle thru which channels the conductor now plays through."""
         try:
-            self.fast_thru.set_routes(thru_routes(self.conductor, self._midi_channels))
+            self.fast_thru.set_routes(thru_routes(self.conductor, self._midi_channels),
+                                      held_back_controls(self.conductor))
         except Exception as error:
             self.fast_thru.set_routes({})
             self._count_error("thru routes", error)

@@ -91,6 +91,15 @@ def test_the_note_off_follows_its_note_on_when_routes_change() -> None:
     assert len(ports.outport.events) == 2 and queued[-1][2] is False
 
 
+def test_held_back_controls_take_the_conductors_path() -> None:
+    fast, ports, queued = make({0: 0})
+    fast.set_routes({0: 0}, frozenset({64}))
+    fast.on_message((0xB0, 64, 127), 0.101)  # the end-call CC: the conductor decides
+    fast.on_message((0xB0, 7, 100), 0.101)
+    assert ports.outport.events == [(48, bytes((0xB0, 7, 100)))]
+    assert [forwarded for _, _, forwarded in queued] == [False, True]
+
+
 def test_supported_only_for_jack_ports() -> None:
     assert FastThru.supported(Ports())
     assert not FastThru.supported(Ports(backend="alsa"))
