@@ -6,15 +6,27 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from musebridge import __version__
 from musebridge.commands import COMMAND_MODULES
 from musebridge.errors import UserError
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr (no usage dump) and exit code 2.
+
+    Subparsers inherit the class, so every subcommand reports bad options the same way.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full parser, every subcommand registered."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="musebridge",
         description="Realtime bridge between a DAW and neural music models "
         "(genre transfer, call and response, MusicVAE interpolation).",

@@ -9,8 +9,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from musebridge.commands.serve import one_line_errors
-
 
 def _positive_int(text: str) -> int:
     try:
@@ -43,7 +41,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--busy-ms", type=float, default=600.0,
                         help="CPU time the busy model burns per job in the load test (default: 600)")
     parser.set_defaults(handler=run)
-    one_line_errors(parser)
 
 
 def _say(line: str) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
-from typing import NoReturn
 
 from musebridge.core.model_protocol import MODES
 
@@ -34,16 +32,6 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"port must be 0..65535, got {port}")
     return port
-
-
-def one_line_errors(parser: argparse.ArgumentParser) -> None:
-    """Make `parser` report a bad option as one line on stderr (no usage dump) and exit 2."""
-
-    def error(message: str) -> NoReturn:
-        print(f"{parser.prog}: error: {message} (see {parser.prog} --help)", file=sys.stderr)
-        raise SystemExit(2)
-
-    parser.error = error  # type: ignore[method-assign]
 
 
 def _switch_interval(text: str) -> float:
@@ -97,7 +85,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "hold the GIL before the realtime threads get it (default: 0.5; Python's own: 5)")
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="log level (default: info)")
     parser.set_defaults(handler=run)
-    one_line_errors(parser)
 
 
 def run(args: argparse.Namespace) -> int:
