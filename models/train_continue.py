@@ -486,8 +486,20 @@ def command_line(args: argparse.Namespace) -> str:
         if isinstance(value, list | tuple):
             words += [str(v) for v in value]
         elif value is not True:
-            words.append(str(value))
+            words.append(_portable(str(value)))
     return shlex.join(words)
+
+
+def _portable(text: str) -> str:
+    """A path under the working folder as a relative path, any other absolute path as its last two parts
+    (model cards must not carry machine-specific paths)."""
+    path = Path(text)
+    if not path.is_absolute():
+        return text
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(Path(*path.parts[-2:]))
 
 
 def run(args: argparse.Namespace) -> int:
