@@ -1,108 +1,81 @@
-"""Same-cycle thru for JACK: input on a thru channel is written to the output in the cycle it came in.
+"""Same-cycle thru: which input a JACK port forwards in the cycle it came in, and as what bytes.
 
 Without it a thru note waits for the conductor thread and then for the next JACK cycle: on average
 half a period of added latency, up to a whole one (docs/benchmarks.md). With it the note leaves at
 its own frame offset, in the same process callback: no added latency.
 
-How: the JACK port calls `on_message(data, time)` inside its process callback, after writing the
-cycle's scheduled output. `FastThru.on_message` wraps the server's callback: for a channel message on
-a channel in `routes` (input channel -> output channel, swapped whole by the server from the
-conductor's track settings) it writes the (re-channelled) message straight into the port's output
-buffer at the message's own frame offset, then enqueues the message for the conductor marked as
-already forwarded; the server then drops the conductor's identical SendMidi. If the write cannot
-be done (an event already written later in the buffer, buffer full), the message takes the normal
-path. A note-off always follows its note-on's path, even when the routes changed in between, so no
-note is left hanging.
+How: `JackMidiPorts.set_thru(router.route, on_message)` (musebridge.io.jack_midi) offers every valid
+incoming message to `FastThru.route` inside the process callback. For a channel message on a channel
+in the routes (input channel -> output channel, swapped whole by the server from the conductor's
+track settings) it returns the re-channelled bytes; the port writes them at the message's own frame
+offset in that same cycle (or first thing in the next one when the cycle is full) and tracks the
+notes they open. Every message still reaches the conductor, marked with what was forwarded, and the
+server drops the conductor's identical SendMidi.
 
-This is an adapter over `musebridge.io.jack_midi.JackMidiPorts` (its `clock`, `outport` and
-`client` attributes), kept here until the port offers the hook itself.
+Two rules keep the conductor's state and the output in step:
+- control changes the conductor may consume (continue's end-call CC) are never forwarded here;
+- a note-off follows its note-on's path: it is forwarded on the channel its note-on went out on,
+  even when the routes changed in between (the conductor does the same for its thru notes).
+
+The router is pure: no JACK, no clock, no I/O; `route` runs on the JACK thread, `set_routes` on the
+conductor's.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
-
-log = logging.getLogger(__name__)
-
-Forwarded = Callable[[tuple[int, ...], float, bool], None]
 
 
 class FastThru:
-    """Forwards thru-channel input inside the JACK process callback (see the module doc)."""
+    """Decides, per incoming message, what the JACK port forwards in the same cycle."""
 
-    def __init__(self, ports: Any, enqueue: Forwarded) -> None:
-        self.ports = ports
-        self.enqueue = enqueue
-        self.routes: Mapping[int, int] = {}
-        self.held_back_controls: frozenset[int] = frozenset()  # CCs the conductor may consume
-        self.forwarded = 0
-        self.fallbacks = 0
+    def __init__(self) -> None:
+        # (routes, held-back controls), swapped whole: the JACK thread reads it without a lock
+        self._table: tuple[dict[int, int], frozenset[int]] = ({}, frozenset())
         self._sounding: dict[tuple[int, int], int] = {}  # (in channel, pitch) -> out channel
+        self.forwarded = 0
 
-    @staticmethod
-    def supported(ports: Any) -> bool:
-        """Whether `ports` is a JACK port with what this adapter uses."""
-        return getattr(ports, "backend", "") == "jack" and all(
-            hasattr(ports, name) for name in ("clock", "outport", "client")
-        )
+    @property
+    def routes(self) -> dict[int, int]:
+        return dict(self._table[0])
+
+    @property
+    def held_back_controls(self) -> frozenset[int]:
+        return self._table[1]
 
     def set_routes(self, routes: Mapping[int, int], held_back_controls: frozenset[int] = frozenset()) -> None:
-        """Thru routes, input channel -> output channel (swapped whole: the JACK thread reads it);
-        control changes in `held_back_controls` always take the conductor's path."""
-        self.held_back_controls = frozenset(held_back_controls)
-        self.routes = dict(routes)
+        """Thru routes, input channel -> output channel (0-15); control changes in
+        `held_back_controls` always take the conductor's path. Replaces the previous routes whole."""
+        table = {int(channel): int(out) for channel, out in routes.items()}
+        bad = [(c, o) for c, o in table.items() if not (0 <= c < 16 and 0 <= o < 16)]
+        if bad:
+            raise ValueError(f"thru routes must map channels 0-15 to 0-15, got {bad}")
+        self._table = (table, frozenset(held_back_controls))
 
-    def on_message(self, data: tuple[int, ...], time: float) -> None:
-        """The port's input callback (JACK process thread): forward now if routed, then enqueue."""
-        forwarded = False
-        if data and 0x80 <= data[0] < 0xF0:
-            try:
-                forwarded = self._forward(data, time)
-            except Exception:  # never raise in the process callback
-                forwarded = False
-        self.enqueue(data, time, forwarded)
+    def route(self, data: tuple[int, ...]) -> bytes | None:
+        """What to forward of the incoming `data` now (JACK process thread), or None: not forwarded.
 
-    def _forward(self, data: tuple[int, ...], time: float) -> bool:
-        status = data[0] & 0xF0
-        channel = data[0] & 0x0F
-        if status == 0xB0 and len(data) >= 2 and data[1] in self.held_back_controls:
-            return False
-        key = (channel, data[1]) if status in (0x80, 0x90) and len(data) >= 2 else None
-        is_off = status == 0x80 or (status == 0x90 and len(data) >= 3 and data[2] == 0)
-        if key is not None and is_off and key in self._sounding:
-            out_channel = self._sounding[key]  # the note-off follows its note-on's path
+        The port writes whatever this returns, so the note bookkeeping here is final."""
+        if len(data) < 2 or not 0x80 <= data[0] < 0xF0:
+            return None
+        routes, held_back = self._table
+        status, channel = data[0] & 0xF0, data[0] & 0x0F
+        if status == 0xB0 and data[1] in held_back:
+            return None
+        is_note = status in (0x80, 0x90) and len(data) >= 3
+        is_off = is_note and (status == 0x80 or data[2] == 0)
+        key = (channel, data[1])
+        if is_off and key in self._sounding:
+            out_channel = self._sounding.pop(key)  # the note-off follows its note-on's path
         else:
-            out_channel = self.routes.get(channel)
+            out_channel = routes.get(channel)
             if out_channel is None:
-                return False
-        message = bytes(((data[0] & 0xF0) | out_channel, *data[1:]))
-        if not self._write(message, time):
-            self.fallbacks += 1
-            if key is not None and is_off and key in self._sounding:
-                del self._sounding[key]  # its note-off now goes the normal way
-            return False
-        self.forwarded += 1
-        if key is not None:
-            if is_off:
-                self._sounding.pop(key, None)
-            elif status == 0x90:
+                return None
+            if is_note and not is_off:
                 self._sounding[key] = out_channel
-        return True
-
-    def _write(self, message: bytes, time: float) -> bool:
-        ports = self.ports
-        if not getattr(ports, "alive", True):
-            return False
-        cycle = ports.clock.cycle
-        offset = ports.clock.time_to_frame(time) - cycle.frames
-        offset = min(max(offset, 0), ports.client.blocksize - 1)
-        try:
-            ports.outport.write_midi_event(offset, message)
-        except Exception:  # an event already written later in this buffer, or the buffer is full
-            return False
-        return True
+        self.forwarded += 1
+        return bytes((status | out_channel, *data[1:]))
 
 
 def held_back_controls(conductor: Any) -> frozenset[int]:

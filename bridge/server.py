@@ -6,7 +6,8 @@
                                         │   -> OutputScheduler; SendOsc -> OSC; SubmitJob -> Engine
 Time is time.perf_counter() seconds everywhere (JACK input frames are converted by the io layer).
 On JACK, input on thru channels is also written out inside the process callback, in the cycle it
-came in (musebridge.fast_thru); the conductor still sees it, and its copy of the send is dropped.
+came in (the port's set_thru hook, routed by musebridge.fast_thru); the conductor still sees it, and
+its copy of the send is dropped.
 
 An exception in a handler is logged and counted and answered with /musebridge/error; the loop goes
 on. SIGINT/SIGTERM (and any crash of the loop) end in the shutdown path: the conductor's shutdown
@@ -79,12 +80,12 @@ class ServerCounters:
     results: int = 0
 
 
-def _without_forwarded(actions: list[Action], data: tuple[int, ...]) -> list[Action]:
-    """`actions` less the conductor's SendMidi of `data` (any channel): same-cycle thru sent it."""
+def _without_forwarded(actions: list[Action], forwarded: bytes) -> list[Action]:
+    """`actions` less the conductor's first SendMidi of exactly the `forwarded` bytes: same-cycle
+    thru sent them. A send on another channel (the routes changed meanwhile) still goes out."""
     out = list(actions)
     for index, action in enumerate(out):
-        if (isinstance(action, SendMidi) and action.data[1:] == data[1:]
-                and action.data[0] & 0xF0 == data[0] & 0xF0):
+        if isinstance(action, SendMidi) and bytes(action.data) == forwarded:
             del out[index]
             break
     return out
@@ -152,14 +153,12 @@ class Server:
         lines.append(f"models: {placed} (device: {config.device}; "
                      f"available: {', '.join(registry.names())})")
 
-        self.fast_thru = FastThru(None, self._on_midi_forwarded)
-        self.midi, midi_lines = edges.open_midi(config, self.fast_thru.on_message)
-        self.fast_thru.ports = self.midi
-        if not (config.fast_thru and FastThru.supported(self.midi)):
-            self.fast_thru.ports = None  # every input takes the conductor's path
-        else:
-            midi_lines.append("MIDI thru: same-cycle (JACK)")
+        self.midi, midi_lines = edges.open_midi(config, self._on_midi)
+        if config.fast_thru and callable(getattr(self.midi, "set_thru", None)):
+            self.fast_thru = FastThru()
             self._guarded_routes()
+            self.midi.set_thru(self.fast_thru.route, self._on_midi_forwarded)
+            midi_lines.append("MIDI thru: same-cycle (JACK)")
         lines += midi_lines
         output = edges.PortsOutput(self.midi)
         self.scheduler = OutputScheduler(output, tempo_map=self.conductor.tempo_map, clock=self.clock,
@@ -199,7 +198,11 @@ class Server:
         return ThreadRunner(lambda name: models.get(name, self._model_options(name)))
 
     # -- edges -> inbox (other threads: timestamp + enqueue only) -------------------------------
-    def _on_midi_forwarded(self, data: tuple[int, ...], when: float, forwarded: bool) -> None:
+    def _on_midi(self, data: tuple[int, ...], when: float) -> None:
+        self.inbox.put(("midi", tuple(data), when, None))
+
+    def _on_midi_forwarded(self, data: tuple[int, ...], when: float, forwarded: bytes | None) -> None:
+        """Input from the port's same-cycle thru hook, with the bytes it forwarded (or None)."""
         self.inbox.put(("midi", tuple(data), when, forwarded))
 
     def _on_osc(self, address: str, args: Sequence[Any], sender: tuple[str, int], when: float) -> None:
@@ -327,9 +330,9 @@ class Server:
 
             def handle() -> list[Action]:
                 actions = conductor.handle_midi(data, when)
-                return _without_forwarded(actions, data) if forwarded else actions
+                return _without_forwarded(actions, forwarded) if forwarded is not None else actions
 
-            self._guarded("handle_midi", handle, None, midi=None if forwarded else data)
+            self._guarded("handle_midi", handle, None, midi=None if forwarded is not None else data)
         elif kind == "osc":
             _, address, args, sender, when = item
             self.counters.osc_in += 1
@@ -352,7 +355,7 @@ class Server:
                                                 result.finished_at, result.latency_s),
                 None,
             )
-        if self.fast_thru is not None and self.fast_thru.ports is not None and kind in ("midi", "osc"):
+        if self.fast_thru is not None and kind in ("midi", "osc"):
             self._guarded_routes()
 
     def _guarded_routes(self) -> None:
@@ -438,8 +441,8 @@ class Server:
                 self._count_error("shutdown", error)
         if self.scheduler is not None:
             self.scheduler.stop()  # stops the thread and closes every note
-            # let the note-offs handed over ahead of time reach the ports before they close
-            time.sleep(min(0.2, max(0.0, self.scheduler.settle_time() - self.clock())))
+            # no wait for the handed-over output here: the ports' close() drops what is not yet
+            # written, releases every note it wrote (thru included) and lets that reach the receivers
         if self.engine is not None:
             self.engine.stop(timeout=1.0)
         for edge in (self.osc, self.midi):

@@ -12,9 +12,20 @@ The process callback is Python, so it needs the GIL each period: open() lowers t
 switch interval (SWITCH_INTERVAL_S) so that a busy Python thread cannot starve it; heavy Python work
 (model generation loops) still belongs in another process.
 
-The process callback does little: read the cycle times, move handed-over events into a heap, write
-the due ones, stamp and forward the incoming ones. It takes no lock and never raises (an exception
-there would make JACK drop the client): errors are counted in stats()["callback_errors"].
+Same-cycle thru (`set_thru(route, on_message)`): the process callback offers each valid incoming
+event to `route(data)`; the bytes it returns are written to the output in the same cycle at the
+event's own frame offset, merged in frame order with the scheduled output (first thing next cycle
+when the cycle is full, counted in stats()["thru_late"]), and tracked as held notes so that
+panic()/close() release them. Every event still reaches the callback, with what was forwarded.
+
+The process callback does little: read the cycle times, stamp the incoming events (and route them),
+move handed-over events into a heap, write the due ones and the forwarded ones in frame order. It
+takes no lock and never raises (an exception there would make JACK drop the client): errors are
+counted in stats()["callback_errors"].
+
+close() sends the panic, waits until it is written and SETTLE_CYCLES more cycles have run (bounded),
+and only then deactivates: receivers read a cycle's output after our callback returns, so
+deactivating at once could lose the last releases.
 """
 
 from __future__ import annotations
@@ -26,7 +37,8 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import jack
 from musebridge.errors import UserError
@@ -53,6 +65,14 @@ SWITCH_INTERVAL_S = 0.0005
 #: what does not fit in its own input buffer (measured: about 1000 3-byte events a cycle), so a flood
 #: is spread over cycles instead (counted in stats()["retried_out"]).
 MAX_EVENTS_PER_CYCLE = 512
+
+#: close() lets this many cycles run after the panic was written before it deactivates the client.
+SETTLE_CYCLES = 2
+
+#: route(data) -> the bytes to forward in the same cycle, or None (not forwarded). JACK thread.
+ThruRoute = Callable[[tuple[int, ...]], "bytes | Sequence[int] | None"]
+#: on_message(data, time, forwarded): every valid input event, with the bytes forwarded (or None).
+ThruCallback = Callable[[tuple[int, ...], float, "bytes | None"], None]
 
 _NOW = float("-inf")  # handover time meaning "the first frame of the next cycle"
 _PANIC = None  # handover data meaning "drop pending output, release held notes"
@@ -96,6 +116,12 @@ def list_jack_ports(servername: str | None = None) -> BackendListing:
     return BackendListing("jack", True, "", sources, destinations)
 
 
+@dataclass(frozen=True, slots=True)
+class _Thru:
+    route: ThruRoute
+    on_message: ThruCallback
+
+
 class JackMidiPorts:
     """The JACK backend of MidiPorts (see the module doc)."""
 
@@ -122,6 +148,11 @@ class JackMidiPorts:
         self.alive = False
         self.output_lead = 0.0
         self._on_message: MidiCallback | None = None
+        self._thru: _Thru | None = None  # swapped whole: the process thread reads it without a lock
+        self._thru_carry: deque[bytes] = deque()  # forwarded events that did not fit in their cycle
+        self._cycles = 0  # process callbacks run
+        self._settle_at: int | None = None  # close(): cycle count to wait for
+        self._settled = threading.Event()
         self._handover: deque[tuple[float, bytes | None]] = deque()
         self._pending: list[tuple[float, int, bytes]] = []
         self._sequence = itertools.count()
@@ -131,7 +162,7 @@ class JackMidiPorts:
         self._panic_done = threading.Event()
         self._counts = dict.fromkeys(
             ("received", "invalid_in", "sent", "late_out", "retried_out", "dropped_out", "callback_errors",
-             "xruns"), 0,
+             "xruns", "thru", "thru_late"), 0,
         )
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -188,13 +219,17 @@ class JackMidiPorts:
             client.connect(self.outport, targets[match_port(self.connect_out, targets, "output")])
 
     def close(self) -> None:
-        """Release held notes and send all-notes-off (waits a few cycles for it), then close."""
+        """Release held notes and send all-notes-off, let them reach the receivers, then close.
+
+        Waits (bounded) until the panic is written and SETTLE_CYCLES more cycles have run."""
         client = self.client
         if client is None:
             return
         if self.alive:
+            period = client.blocksize / client.samplerate
             self.panic()
-            self._panic_done.wait(timeout=max(0.2, 4 * client.blocksize / client.samplerate))
+            if self._panic_done.wait(timeout=max(0.2, 4 * period)):
+                self._wait_cycles(SETTLE_CYCLES, timeout=max(0.05, (SETTLE_CYCLES + 2) * period))
             try:
                 client.deactivate()
             except jack.JackError as error:
@@ -208,6 +243,32 @@ class JackMidiPorts:
         if self._saved_switch_interval is not None:
             sys.setswitchinterval(self._saved_switch_interval)
             self._saved_switch_interval = None
+
+    def _wait_cycles(self, count: int, timeout: float) -> bool:
+        """Block until the process callback has run `count` more times (False on timeout)."""
+        self._settled.clear()
+        self._settle_at = self._cycles + count
+        settled = self._settled.wait(timeout=timeout)
+        self._settle_at = None
+        return settled
+
+    # -- same-cycle thru ----------------------------------------------------------------------------
+    def set_thru(self, route: ThruRoute | None, on_message: ThruCallback | None = None) -> None:
+        """Same-cycle thru; `route=None` turns it off (open()'s callback gets the input again).
+
+        From the next cycle on, each valid incoming event is offered to `route(data)` on the JACK
+        process thread (it must be quick and must not block); the bytes it returns are written to
+        the output in that cycle at the event's own frame offset, or first thing in the next cycle
+        when the cycle is full, and their notes are tracked for panic()/close(). Whatever `route`
+        returns is sent (unless a panic drops it first): its bookkeeping can count on it. A route
+        that raises or returns malformed bytes forwards nothing (counted in callback_errors). Then
+        `on_message(data, time, forwarded)` gets every event, in place of open()'s callback."""
+        if route is None:
+            self._thru = None
+            return
+        if on_message is None:
+            raise ValueError("set_thru(route, on_message): the input must still reach on_message")
+        self._thru = _Thru(route, on_message)
 
     # -- sending (any thread) ---------------------------------------------------------------------
     def send_now(self, data: Sequence[int]) -> None:
@@ -236,7 +297,7 @@ class JackMidiPorts:
 
     def stats(self) -> dict[str, int]:
         counts = dict(self._counts)
-        counts["pending_out"] = len(self._pending) + len(self._handover)
+        counts["pending_out"] = len(self._pending) + len(self._handover) + len(self._thru_carry)
         return counts
 
     def time_now_frame(self) -> int:
@@ -254,8 +315,13 @@ class JackMidiPorts:
     def _cycle(self, nframes: int) -> None:
         clock = self.clock
         cycle = clock.update(nframes)
+        self._cycles += 1
+        settle_at = self._settle_at
+        if settle_at is not None and self._cycles >= settle_at:
+            self._settled.set()
         start = cycle.frames
         end = start + nframes
+        forwards = self._read_input(start)  # (offset, bytes) to forward this cycle, in frame order
         pending = self._pending
         handover = self._handover
         out = self.outport
@@ -266,6 +332,7 @@ class JackMidiPorts:
         while handover:
             when, message = handover.popleft()
             if message is _PANIC:
+                forwards.clear()  # not yet written: a panic drops them with the rest
                 self._write_panic(out)
                 continue
             heapq.heappush(pending, (when, next(self._sequence), message))
@@ -278,11 +345,14 @@ class JackMidiPorts:
             frame = start if when == _NOW else clock.time_to_frame(when)
             if frame >= end:  # rounds to the next cycle's first frame
                 break
+            offset = frame - start if frame > start else 0
+            if forwards and not self._write_forwards(out, forwards, offset):
+                break
             if self._written >= MAX_EVENTS_PER_CYCLE:
                 counts["retried_out"] += 1
                 break
             try:
-                out.write_midi_event(frame - start if frame > start else 0, message)
+                out.write_midi_event(offset, message)
             except jack.JackError:  # buffer full: the rest waits for the next cycle
                 counts["retried_out"] += 1
                 break
@@ -292,25 +362,78 @@ class JackMidiPorts:
                 counts["late_out"] += 1
             self._held.track(message)
             counts["sent"] += 1
-        on_message = self._on_message
+        if forwards and not self._spill:
+            self._write_forwards(out, forwards, nframes)
+        if forwards:  # did not fit: first thing next cycle, in order
+            counts["thru_late"] += len(forwards)
+            self._thru_carry.extend(message for _, message in forwards)
+
+    def _read_input(self, start: int) -> deque[tuple[int, bytes]]:
+        """Stamp each valid incoming event and hand it on; with thru set, route it first.
+
+        Returns what to forward this cycle: last cycle's carry at offset 0, then this cycle's."""
+        counts = self._counts
+        clock = self.clock
+        thru = self._thru
+        forwards: deque[tuple[int, bytes]] = deque((0, message) for message in self._thru_carry)
+        self._thru_carry.clear()
         for offset, buffer in self.inport.incoming_midi_events():
             data = tuple(bytes(buffer))
             if midi_problem(data) is not None:
                 counts["invalid_in"] += 1
                 continue
             counts["received"] += 1
+            when = clock.frame_to_time(start + offset)
             try:
-                on_message(data, clock.frame_to_time(start + offset))
+                if thru is None:
+                    self._on_message(data, when)
+                    continue
+                forward = self._routed(thru, data)
+                if forward is not None:
+                    forwards.append((offset, forward))
+                thru.on_message(data, when, forward)
             except Exception:
                 counts["callback_errors"] += 1
+        return forwards
+
+    def _routed(self, thru: _Thru, data: tuple[int, ...]) -> bytes | None:
+        """The bytes `thru.route` forwards of `data`, checked; None when it forwards nothing or fails."""
+        try:
+            forward = thru.route(data)
+            if forward is None:
+                return None
+            return checked_midi(forward)
+        except Exception:  # a failing route or malformed bytes: the input takes the normal path
+            self._counts["callback_errors"] += 1
+            return None
+
+    def _write_forwards(self, out: jack.OwnMidiPort, forwards: deque[tuple[int, bytes]], until: int) -> bool:
+        """Write the forwarded events at offsets <= `until` (all when `until` is nframes); False
+        when the cycle is full (the rest then waits, and so does everything after it)."""
+        counts = self._counts
+        while forwards and forwards[0][0] <= until:
+            offset, message = forwards[0]
+            if self._written >= MAX_EVENTS_PER_CYCLE:
+                return False
+            try:
+                out.write_midi_event(offset, message)
+            except jack.JackError:
+                return False
+            self._written += 1
+            forwards.popleft()
+            self._held.track(message)
+            counts["sent"] += 1
+            counts["thru"] += 1
+        return True
 
     def _write_panic(self, out: jack.OwnMidiPort) -> None:
         """Process thread: drop pending output, then release held notes and all-notes-off at offset 0.
 
         What does not fit in this cycle's buffer is written first thing in the next ones.
         """
-        self._counts["dropped_out"] += len(self._pending)
+        self._counts["dropped_out"] += len(self._pending) + len(self._thru_carry)
         self._pending.clear()
+        self._thru_carry.clear()
         self._spill.extend(self._held.release_messages() + all_notes_off_messages())
         self._write_spill(out)
 
@@ -336,6 +459,7 @@ class JackMidiPorts:
     def _on_shutdown(self, status: jack.Status, reason: str) -> None:
         self.alive = False
         self._panic_done.set()
+        self._settled.set()
         log.error("JACK server shut down (%s): MIDI ports gone; musebridge goes on without MIDI", reason)
 
     def _on_connect(self, a: jack.Port, b: jack.Port, connect: bool) -> None:

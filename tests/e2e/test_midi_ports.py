@@ -332,3 +332,95 @@ def test_panic_releases_more_notes_than_one_cycle_carries(ports, midi_client):
     assert events[-1] == (0x9F, 1, 1)
     assert ports.stats()["retried_out"] > 0  # the chord and its releases were spread over cycles
     assert max(Counter(e.frame for e in receiver.received).values()) <= MAX_EVENTS_PER_CYCLE
+
+
+class ThruInbox(Inbox):
+    """set_thru's on_message: every event with what was forwarded of it."""
+
+    def __call__(self, data: tuple[int, ...], when: float, forwarded: bytes | None = None) -> None:
+        self.queue.put((data, when, forwarded))
+
+
+def to_channel_2(data: tuple[int, ...]) -> bytes | None:
+    """Route: channel-1 messages go out on channel 2; pitch 99 makes the route fail; others stay."""
+    if data[0] & 0x0F != 0:
+        return None
+    if len(data) > 1 and data[1] == 99:
+        raise RuntimeError("a failing route")
+    return bytes((data[0] | 1, *data[1:]))
+
+
+def test_thru_hook_forwards_at_the_input_frame_merged_with_scheduled_output(ports, midi_client):
+    sender = midi_client("thru-tx")
+    receiver = midi_client("thru-rx")
+    sender.connect_to("musebridge:in")
+    receiver.connect_from("musebridge:out")
+    thru_inbox = ThruInbox()
+    ports.set_thru(to_channel_2, thru_inbox)
+    period = sender.blocksize
+    first = sender.frame_now() + sender.samplerate // 10
+    rng = random.Random(13)
+    frames = [first + index * 3 * period + rng.randrange(0, period // 3) for index in range(EVENTS)]
+    wanted = [sender.frame_to_time(frame + period // 2) for frame in frames]  # same cycle, later
+    for index, frame in enumerate(frames):
+        sender.send_at_frame((0x90, index, 100), frame)  # forwarded
+        sender.send_at_frame((0x92, index, 100), frame + 1)  # not routed: the conductor's path only
+        # scheduled output later in the same cycle: before the hook it made the thru write fail
+        ports.send_at((0xB3, index, 1), wanted[index])
+    sender.send_at_frame((0x90, 99, 1), frames[-1] + period)  # the route raises: not forwarded
+    got = thru_inbox.drain(2 * EVENTS + 1)
+    events = receiver.wait_for(2 * EVENTS, timeout=3)
+    stats = ports.stats()
+    diagnostics = f"stats {stats}, sender xruns {sender.xruns}, receiver xruns {receiver.xruns}"
+    assert len(got) >= 2 * EVENTS + 1 - MAX_LOST, diagnostics
+    for data, _, forwarded in got:  # every event reached on_message, with what was forwarded of it
+        expected = bytes((0x91, *data[1:])) if data[0] == 0x90 and data[1] != 99 else None
+        assert forwarded == expected, data
+    assert ports.inbox.queue.empty()  # open()'s callback no longer gets the input
+    thru = [e for e in events if e.data[0] == 0x91]
+    sent = {e.data[1]: e.frame for e in sender.sent if e.data[0] == 0x90}
+    delays = Counter(e.frame - sent[e.data[1]] for e in thru)
+    assert len(thru) >= EVENTS - MAX_LOST, diagnostics
+    assert delays[0] >= EVENTS - MAX_LOST, f"{delays} {diagnostics}"  # same cycle, same frame
+    # the scheduled output too lands on its time (both clocks read per cycle: compare times)
+    errors = [(e.time - wanted[e.data[1]]) * receiver.samplerate for e in events if e.data[0] == 0xB3]
+    on_time = [error for error in errors if abs(error) < 2.0]
+    assert len(on_time) >= EVENTS - MAX_LOST, f"{errors} {diagnostics}"
+    assert not [e for e in events if e.data[0] & 0x0F == 2 or e.data[1] == 99]
+    assert stats["thru"] == len(thru) and stats["thru_late"] == 0, diagnostics
+    assert stats["callback_errors"] == 1  # the failing route, counted; the client lives on
+    ports.set_thru(None)  # off: open()'s callback gets the input again, nothing is forwarded
+    sender.send_now((0x90, 1, 1))
+    assert ports.inbox.drain(1)[0][0] == (0x90, 1, 1)
+
+
+def test_forwarded_notes_are_released_on_close(jack_server, midi_client):
+    sender = midi_client("thru-tx2")
+    receiver = midi_client("thru-rx2")
+    midi = JackMidiPorts()
+    midi.open(Inbox())
+    midi.set_thru(to_channel_2, ThruInbox())
+    sender.connect_to("musebridge:in")
+    receiver.connect_from("musebridge:out")
+    sender.send_now((0x90, 64, 90))
+    sender.send_now((0x90, 65, 90))
+    sender.send_now((0x80, 65, 0))
+    assert [e.data for e in receiver.wait_for(3)] == [(0x91, 64, 90), (0x91, 65, 90), (0x81, 65, 0)]
+    midi.close()
+    after = [e.data for e in receiver.received][3:]  # already there: close() waits for the delivery
+    assert after[0] == (0x81, 64, 0)  # the forwarded note still held is released first
+    assert {(0xB0 | ch, 123, 0) for ch in range(16)} <= set(after)
+    assert (0x81, 65, 0) not in after  # a released note is not released again
+
+
+def test_close_returns_after_the_receivers_got_the_releases(jack_server, midi_client):
+    receiver = midi_client("rx5")
+    midi = JackMidiPorts()
+    midi.open(Inbox())
+    receiver.connect_from("musebridge:out")
+    midi.send_now((0x95, 70, 90))
+    receiver.wait_for(1)
+    midi.close()
+    after = [e.data for e in receiver.received][1:]  # no waiting here: close() let it arrive
+    assert after[:1] == [(0x85, 70, 0)]
+    assert len(after) == 1 + 32

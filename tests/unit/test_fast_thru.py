@@ -1,109 +1,80 @@
-"""Same-cycle thru: routing, offsets, fallbacks and the note-off that follows its note-on."""
+"""Same-cycle thru routing (pure): what is forwarded, on which channel, and the note-off that follows."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
+import pytest
 from musebridge.core.actions import SendMidi
 from musebridge.fast_thru import FastThru, thru_routes
 from musebridge.presets import TrackSettings
 from musebridge.server import _without_forwarded
 
 
-@dataclass
-class Cycle:
-    frames: int = 4800
+def router(routes: dict[int, int], held_back: frozenset[int] = frozenset()) -> FastThru:
+    fast = FastThru()
+    fast.set_routes(routes, held_back)
+    return fast
 
 
-class Clock:
-    """1 ms = 48 frames; time 0.1 s is frame 4800, the start of the current cycle."""
-
-    def __init__(self) -> None:
-        self.cycle = Cycle()
-
-    def time_to_frame(self, when: float) -> int:
-        return round(when * 48000)
-
-
-class OutPort:
-    def __init__(self) -> None:
-        self.events: list[tuple[int, bytes]] = []
-
-    def write_midi_event(self, offset: int, message: bytes) -> None:
-        if self.events and offset < self.events[-1][0]:
-            raise RuntimeError("events must be written in order")
-        self.events.append((offset, bytes(message)))
+def test_routed_channel_messages_are_forwarded_on_their_output_channel() -> None:
+    fast = router({0: 0, 1: 5})
+    assert fast.route((0x90, 60, 100)) == bytes((0x90, 60, 100))
+    assert fast.route((0x91, 62, 90)) == bytes((0x95, 62, 90))  # channel 2 -> 6
+    assert fast.route((0xE1, 0, 64)) == bytes((0xE5, 0, 64))  # pitch bend too
+    assert fast.route((0xC1, 7)) == bytes((0xC5, 7))  # two-byte messages too
+    assert fast.forwarded == 4
 
 
-@dataclass
-class Client:
-    blocksize: int = 256
+def test_unrouted_and_system_messages_are_not_forwarded() -> None:
+    fast = router({0: 0})
+    assert fast.route((0x93, 60, 100)) is None
+    assert fast.route((0xF8,)) is None
+    assert fast.route((0xF2, 0, 1)) is None
+    assert fast.forwarded == 0
 
 
-@dataclass
-class Ports:
-    backend: str = "jack"
-    alive: bool = True
-    clock: Clock = field(default_factory=Clock)
-    outport: OutPort = field(default_factory=OutPort)
-    client: Client = field(default_factory=Client)
-
-
-def make(routes: dict[int, int]) -> tuple[FastThru, Ports, list[tuple[tuple[int, ...], float, bool]]]:
-    queued: list[tuple[tuple[int, ...], float, bool]] = []
-    ports = Ports()
-    fast = FastThru(ports, lambda data, when, forwarded: queued.append((data, when, forwarded)))
-    fast.set_routes(routes)
-    return fast, ports, queued
-
-
-def test_routed_input_is_written_at_its_own_offset_and_marked_forwarded() -> None:
-    fast, ports, queued = make({0: 0, 1: 5})
-    fast.on_message((0x90, 60, 100), 0.101)  # frame 4848: offset 48
-    fast.on_message((0x91, 62, 90), 0.102)  # channel 2 -> 6
-    assert ports.outport.events == [(48, bytes((0x90, 60, 100))), (96, bytes((0x95, 62, 90)))]
-    assert [forwarded for _, _, forwarded in queued] == [True, True]
-    assert queued[0][0] == (0x90, 60, 100)  # the conductor sees the input as it came
-
-
-def test_unrouted_and_system_messages_take_the_normal_path() -> None:
-    fast, ports, queued = make({0: 0})
-    fast.on_message((0x93, 60, 100), 0.101)
-    fast.on_message((0xF8,), 0.101)
-    assert ports.outport.events == []
-    assert [forwarded for _, _, forwarded in queued] == [False, False]
-
-
-def test_a_write_that_cannot_be_done_falls_back() -> None:
-    fast, ports, queued = make({0: 0})
-    ports.outport.events.append((200, b"\x90\x40\x40"))  # scheduled output already written later
-    fast.on_message((0x90, 60, 100), 0.101)
-    assert queued[-1][2] is False and fast.fallbacks == 1
+def test_no_routes_forwards_nothing() -> None:
+    assert FastThru().route((0x90, 60, 100)) is None
 
 
 def test_the_note_off_follows_its_note_on_when_routes_change() -> None:
-    fast, ports, queued = make({0: 3})
-    fast.on_message((0x90, 60, 100), 0.101)
+    fast = router({0: 3})
+    assert fast.route((0x90, 60, 100)) == bytes((0x93, 60, 100))
     fast.set_routes({})  # the track left thru mode while the key was down
-    fast.on_message((0x80, 60, 0), 0.102)
-    assert ports.outport.events == [(48, bytes((0x93, 60, 100))), (96, bytes((0x83, 60, 0)))]
-    fast.on_message((0x90, 61, 100), 0.103)  # but new notes are no longer forwarded
-    assert len(ports.outport.events) == 2 and queued[-1][2] is False
+    assert fast.route((0x80, 60, 0)) == bytes((0x83, 60, 0))
+    assert fast.route((0x90, 61, 100)) is None  # but new notes are no longer forwarded
+    assert fast.route((0x80, 60, 0)) is None  # and a second off of the same key is not either
+
+
+def test_the_note_off_keeps_its_note_ons_channel_when_the_output_channel_changes() -> None:
+    fast = router({0: 3})
+    fast.route((0x90, 60, 100))
+    fast.set_routes({0: 9})
+    assert fast.route((0x90, 60, 0)) == bytes((0x93, 60, 0))  # velocity-0 note-on is a note-off
+    assert fast.route((0x90, 60, 100)) == bytes((0x99, 60, 100))
+
+
+def test_a_note_off_without_a_forwarded_note_on_follows_the_routes() -> None:
+    fast = router({})
+    fast.route((0x90, 60, 100))  # not forwarded: the track was not thru yet
+    fast.set_routes({0: 0})
+    assert fast.route((0x80, 60, 0)) == bytes((0x80, 60, 0))  # an extra note-off is harmless
 
 
 def test_held_back_controls_take_the_conductors_path() -> None:
-    fast, ports, queued = make({0: 0})
-    fast.set_routes({0: 0}, frozenset({64}))
-    fast.on_message((0xB0, 64, 127), 0.101)  # the end-call CC: the conductor decides
-    fast.on_message((0xB0, 7, 100), 0.101)
-    assert ports.outport.events == [(48, bytes((0xB0, 7, 100)))]
-    assert [forwarded for _, _, forwarded in queued] == [False, True]
+    fast = router({0: 0}, frozenset({64}))
+    assert fast.route((0xB0, 64, 127)) is None  # the end-call CC: the conductor decides
+    assert fast.route((0xB0, 7, 100)) == bytes((0xB0, 7, 100))
+    assert fast.held_back_controls == frozenset({64})
 
 
-def test_supported_only_for_jack_ports() -> None:
-    assert FastThru.supported(Ports())
-    assert not FastThru.supported(Ports(backend="alsa"))
-    assert not FastThru.supported(object())
+def test_routes_are_checked_and_copied() -> None:
+    routes = {0: 1}
+    fast = router(routes)
+    routes[2] = 2  # the caller's dict changing later changes nothing
+    assert fast.routes == {0: 1}
+    with pytest.raises(ValueError, match="channels 0-15"):
+        fast.set_routes({0: 16})
+    assert fast.routes == {0: 1}  # a refused table leaves the old one
 
 
 class FakeTrack:
@@ -137,6 +108,8 @@ def test_routes_from_live_tracks_and_the_preset() -> None:
     assert routes == {1: 1, 3: 9}
 
 
-def test_the_conductors_send_of_a_forwarded_message_is_dropped_once() -> None:
+def test_the_conductors_send_of_exactly_the_forwarded_bytes_is_dropped_once() -> None:
     actions = [SendMidi((0x93, 60, 100)), SendMidi((0x90, 61, 1)), SendMidi((0x93, 60, 100))]
-    assert _without_forwarded(actions, (0x90, 60, 100)) == actions[1:]
+    assert _without_forwarded(actions, bytes((0x93, 60, 100))) == actions[1:]
+    # a send on another channel than the forwarded one still goes out (its note needs its own off)
+    assert _without_forwarded(actions, bytes((0x90, 60, 100))) == actions
