@@ -332,6 +332,7 @@ class JackMidiPorts:
         while handover:
             when, message = handover.popleft()
             if message is _PANIC:
+                self._counts["dropped_out"] += len(forwards)
                 forwards.clear()  # not yet written: a panic drops them with the rest
                 self._write_panic(out)
                 continue

@@ -113,3 +113,135 @@ def test_the_conductors_send_of_exactly_the_forwarded_bytes_is_dropped_once() ->
     assert _without_forwarded(actions, bytes((0x93, 60, 100))) == actions[1:]
     # a send on another channel than the forwarded one still goes out (its note needs its own off)
     assert _without_forwarded(actions, bytes((0x90, 60, 100))) == actions
+
+
+# -- the JACK port's side of the hook, one process cycle at a time with fake JACK buffers ----------
+class FakeCycle:
+    def __init__(self, frames: int) -> None:
+        self.frames = frames
+
+
+class FakeClock:
+    """Frame n sounds at n / 48000 s; each update() starts the next 256-frame cycle."""
+
+    def __init__(self) -> None:
+        self.cycle = FakeCycle(-256)
+
+    def update(self, nframes: int) -> FakeCycle:
+        self.cycle = FakeCycle(self.cycle.frames + nframes)
+        return self.cycle
+
+    def frame_to_time(self, frame: int) -> float:
+        return frame / 48000
+
+    def time_to_frame(self, when: float) -> int:
+        return round(when * 48000)
+
+
+class FakeOutPort:
+    """Keeps events in order and refuses what JACK refuses: an earlier offset, a full buffer."""
+
+    def __init__(self, capacity: int = 100) -> None:
+        self.capacity = capacity
+        self.cycles: list[list[tuple[int, bytes]]] = []
+
+    def clear_buffer(self) -> None:
+        self.cycles.append([])
+
+    def write_midi_event(self, offset: int, data: bytes) -> None:
+        import jack
+
+        events = self.cycles[-1]
+        if len(events) >= self.capacity or (events and offset < events[-1][0]):
+            raise jack.JackError("refused")
+        events.append((offset, bytes(data)))
+
+
+class FakeInPort:
+    def __init__(self) -> None:
+        self.next: list[tuple[int, bytes]] = []
+
+    def incoming_midi_events(self) -> list[tuple[int, bytes]]:
+        events, self.next = self.next, []
+        return events
+
+
+def fake_ports(routes: dict[int, int], capacity: int = 100):
+    from musebridge.io.jack_midi import JackMidiPorts
+
+    ports = JackMidiPorts()
+    ports.clock, ports.outport, ports.inport = FakeClock(), FakeOutPort(capacity), FakeInPort()
+    ports.alive = True
+    plain: list = []
+    seen: list = []
+    ports._on_message = lambda data, when: plain.append(data)
+    ports.set_thru(router(routes).route, lambda data, when, forwarded: seen.append((data, when, forwarded)))
+    return ports, seen, plain
+
+
+def run_cycle(ports, incoming: list[tuple[int, tuple[int, ...]]]) -> list[tuple[int, bytes]]:
+    ports.inport.next = [(offset, bytes(data)) for offset, data in incoming]
+    ports._process(256)
+    return ports.outport.cycles[-1]
+
+
+def test_port_writes_forwarded_input_in_frame_order_with_scheduled_output() -> None:
+    ports, seen, plain = fake_ports({0: 1})
+    run_cycle(ports, [])  # cycle 0: frames 0-255
+    ports.send_at((0xB5, 1, 1), (256 + 100) / 48000)  # scheduled: offset 100 of the next cycle
+    out = run_cycle(ports, [(10, (0x90, 60, 100)), (150, (0x90, 61, 100)), (200, (0x92, 62, 100))])
+    assert out == [(10, bytes((0x91, 60, 100))), (100, bytes((0xB5, 1, 1))), (150, bytes((0x91, 61, 100)))]
+    assert [(data, forwarded) for data, _, forwarded in seen] == [
+        ((0x90, 60, 100), bytes((0x91, 60, 100))), ((0x90, 61, 100), bytes((0x91, 61, 100))),
+        ((0x92, 62, 100), None)]
+    assert seen[0][1] == (256 + 10) / 48000  # stamped with its frame's time
+    assert plain == []  # with thru set, everything goes to set_thru's callback
+    stats = ports.stats()
+    assert stats["thru"] == 2 and stats["thru_late"] == 0 and stats["callback_errors"] == 0
+
+
+def test_port_carries_forwarded_input_to_the_next_cycle_when_full() -> None:
+    ports, seen, _ = fake_ports({0: 0}, capacity=2)
+    out = run_cycle(ports, [(5, (0x90, 60, 1)), (6, (0x90, 61, 1)), (7, (0x80, 60, 0))])
+    assert out == [(5, bytes((0x90, 60, 1))), (6, bytes((0x90, 61, 1)))]
+    out = run_cycle(ports, [(3, (0x80, 61, 0))])
+    assert out == [(0, bytes((0x80, 60, 0))), (3, bytes((0x80, 61, 0)))]  # the carry first, in order
+    assert ports.stats()["thru_late"] == 1 and ports.stats()["thru"] == 4
+    assert [forwarded is not None for _, _, forwarded in seen] == [True] * 4
+
+
+def test_port_releases_forwarded_notes_on_panic() -> None:
+    ports, _, _ = fake_ports({0: 4})
+    run_cycle(ports, [(5, (0x90, 60, 100)), (9, (0x90, 62, 100)), (20, (0x80, 62, 0))])
+    ports.panic()
+    out = run_cycle(ports, [])
+    assert out[0] == (0, bytes((0x84, 60, 0)))  # the held forwarded note, then sustain/all notes off
+    assert bytes((0x84, 62, 0)) not in [message for _, message in out]
+    assert len(out) == 1 + 32
+
+
+def test_a_panic_drops_forwarded_input_not_yet_written() -> None:
+    ports, seen, _ = fake_ports({0: 0})
+    ports.panic()
+    out = run_cycle(ports, [(5, (0x90, 60, 100))])  # same cycle as the panic
+    assert bytes((0x90, 60, 100)) not in [message for _, message in out]
+    assert len(out) == 32 and ports.stats()["dropped_out"] == 1
+    assert seen[0][2] is not None  # the router had decided: its note-off will follow (harmless)
+
+
+def test_a_failing_or_malformed_route_forwards_nothing_and_the_input_still_arrives() -> None:
+    ports, seen, _ = fake_ports({})
+    results = iter([RuntimeError("boom"), (0x90, 200, 1)])
+
+    def route(data: tuple[int, ...]) -> object:
+        result = next(results)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    ports.set_thru(route, lambda data, when, forwarded: seen.append((data, forwarded)))
+    out = run_cycle(ports, [(1, (0x90, 60, 100)), (2, (0x90, 61, 100))])
+    assert out == [] and seen == [((0x90, 60, 100), None), ((0x90, 61, 100), None)]
+    assert ports.stats()["callback_errors"] == 2
+    with pytest.raises(ValueError, match="on_message"):
+        ports.set_thru(route)
