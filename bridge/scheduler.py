@@ -158,15 +158,6 @@ class OutputScheduler:
             self._all_notes_off(now)  # what is left (thru notes), then CC 123 on every channel used
             self._lock.notify()
 
-    def settle_time(self) -> float:
-        """Clock time by which everything handed to a timed output has been written, plus one more
-        lookahead for the write to reach the ports downstream (now, for untimed outputs)."""
-        with self._lock:
-            now = self._clock()
-            if not self.timed:
-                return now
-            return max(now, self._horizon) + self._lookahead
-
     @property
     def tempo_map(self) -> TempoMap:
         with self._lock:

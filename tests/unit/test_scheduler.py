@@ -133,20 +133,6 @@ def test_timed_output_gets_events_ahead_with_their_exact_time() -> None:
     assert out.timed[1] == (pytest.approx(10.5), (0x80, 60, 0))
 
 
-def test_settle_time_covers_events_handed_over_ahead() -> None:
-    out = FakeTimedOutput()
-    now = [10.0]
-    scheduler = OutputScheduler(out, OutputSchedule(), clock=lambda: now[0], lookahead_s=0.01)
-    assert scheduler.settle_time() == pytest.approx(10.01)
-    scheduler.apply(tempo(120.0))
-    scheduler.apply(ScheduleNotes(0, 0, notes((60, 1.0)), replace_from=0.0))
-    now[0] = 10.495
-    scheduler.service(10.495)  # the note-on at 10.5 is handed over
-    assert scheduler.settle_time() == pytest.approx(10.51)
-    untimed, _, _ = make()
-    assert untimed.settle_time() == pytest.approx(10.0)
-
-
 def test_a_failing_output_is_counted_and_does_not_raise() -> None:
     class Broken(FakeOutput):
         def send(self, data: Sequence[int]) -> None:
