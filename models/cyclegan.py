@@ -52,6 +52,9 @@ class CycleGANConfig:
     learning_rate: float = 2e-4
     beta1: float = 0.5
     batch_size: int = 16
+    # Not in the paper: > 0 adds a learnable input skip, logits += w * (2x - 1) with w starting here, so
+    # a generator starts near the identity (the cycle loss is met at once) instead of near silence.
+    input_skip: float = 0.0
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
@@ -142,8 +145,15 @@ class Generator(nn.Module):
             nn.Conv2d(c, 1, 7),  # (B, 1, T, P)
         )
 
+        self.skip_weight = (
+            nn.Parameter(torch.tensor(float(config.input_skip))) if config.input_skip > 0 else None
+        )
+
     def forward(self, roll: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.decode(self.transform(self.encode(roll))))
+        logits = self.decode(self.transform(self.encode(roll)))  # (B, 1, T, P)
+        if self.skip_weight is not None:
+            logits = logits + self.skip_weight * (2.0 * roll - 1.0)
+        return torch.sigmoid(logits)
 
 
 class PatchDiscriminator(nn.Module):

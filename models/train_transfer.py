@@ -329,6 +329,8 @@ def run(args: argparse.Namespace) -> int:
         overrides["sigma_d"] = args.sigma_d
     if args.batch_size:
         overrides["batch_size"] = args.batch_size
+    if getattr(args, "input_skip", None) is not None:
+        overrides["input_skip"] = args.input_skip
     config: CycleGANConfig = get_config(args.config, **overrides)
     try:
         sets = load_pair(args.pair, args.a, args.b, args.names, args.dataset)

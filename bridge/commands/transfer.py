@@ -151,6 +151,9 @@ def register_train(models: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", default="cpu_small", choices=CONFIG_NAMES, help="CycleGAN size")
     parser.add_argument("--kind", choices=("base", "partial"), help="without / with the extra discriminators")
     parser.add_argument("--sigma-d", type=float, help="std of the half-normal noise on D inputs")
+    parser.add_argument(
+        "--input-skip", type=float, help="not in the paper: learnable input skip starting at this weight"
+    )
     parser.add_argument("--steps", type=int, default=2000, help="CycleGAN training steps (batches)")
     parser.add_argument("--batch-size", type=int, help="override the config's batch size")
     parser.add_argument("--checkpoint-every", type=int, default=250, help="save the CycleGAN every N steps")

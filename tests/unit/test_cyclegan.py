@@ -190,3 +190,13 @@ def test_classifier_shapes_learns_a_toy_pair_and_round_trips(tmp_path) -> None:
     loaded, genres = load_classifier(path)
     assert genres == ("low", "high")
     assert torch.allclose(loaded.probabilities(held_out[0]), classifier.probabilities(held_out[0]))
+
+
+def test_input_skip_starts_near_identity_and_is_off_in_the_paper_configs() -> None:
+    assert all(config.input_skip == 0.0 for config in CONFIGS.values())
+    torch.manual_seed(0)
+    skip = Generator(CycleGANConfig(**{**TOY.to_dict(), "input_skip": 6.0}))
+    roll = sparse_rolls(2, 5)
+    assert torch.equal((skip(roll) >= 0.5).float(), roll)
+    assert "skip_weight" in dict(skip.named_parameters())
+    assert "skip_weight" not in dict(Generator(TOY).named_parameters())
