@@ -181,10 +181,13 @@ def prior_samples(model: MusicVAE, ranges: dict, count: int = 256, temperature: 
 
 @torch.no_grad()
 def attribute_effect(model: MusicVAE, tokens: np.ndarray, amounts: tuple[float, ...] = (-2, -1, 0, 1, 2),
-                     count: int = 128) -> dict[str, Any]:
-    """Mean attribute value after decoding mu + amount * vector, for each stored attribute vector."""
+                     count: int = 256, seed: int = 0) -> dict[str, Any]:
+    """Mean attribute value after decoding mu + amount * vector, for each stored attribute vector,
+    over a seeded random pick of `count` sequences (neighbouring windows share a tune)."""
     model.eval()
-    means = encode_means(model, np.asarray(tokens[:count]))
+    tokens = np.asarray(tokens)
+    pick = np.sort(np.random.default_rng(seed).choice(len(tokens), size=min(count, len(tokens)), replace=False))
+    means = encode_means(model, tokens[pick])
     out: dict[str, Any] = {}
     for name in model.attribute_vectors:
         curve = []
@@ -211,7 +214,7 @@ def evaluate(model: MusicVAE, test_tokens: np.ndarray, *, reference_tokens: np.n
         "data_ranges": ranges,
         "interpolation": interpolation_quality(model, test_tokens, ranges, pairs=pairs, seed=seed),
         "prior_samples": prior_samples(model, ranges, seed=seed),
-        "attributes": attribute_effect(model, test_tokens),
+        "attributes": attribute_effect(model, test_tokens, seed=seed),
     }
 
 
