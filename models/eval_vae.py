@@ -186,7 +186,8 @@ def attribute_effect(model: MusicVAE, tokens: np.ndarray, amounts: tuple[float, 
     over a seeded random pick of `count` sequences (neighbouring windows share a tune)."""
     model.eval()
     tokens = np.asarray(tokens)
-    pick = np.sort(np.random.default_rng(seed).choice(len(tokens), size=min(count, len(tokens)), replace=False))
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(len(tokens), size=min(count, len(tokens)), replace=False))
     means = encode_means(model, tokens[pick])
     out: dict[str, Any] = {}
     for name in model.attribute_vectors:
