@@ -384,6 +384,10 @@ def run(args: argparse.Namespace) -> int:
 
     def save(step: int) -> None:
         save_cyclegan(model, path, (genre_a, genre_b), {"steps": step, "seed": args.seed})
+        if getattr(args, "keep_checkpoints", False):  # for model selection on the valid split
+            save_cyclegan(
+                model, out / f"cyclegan_{stem}.step{step:05d}.pt", (genre_a, genre_b), {"steps": step}
+            )
 
     losses = train_cyclegan(
         model,

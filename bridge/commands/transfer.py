@@ -157,6 +157,9 @@ def register_train(models: argparse._SubParsersAction) -> None:
     parser.add_argument("--steps", type=int, default=2000, help="CycleGAN training steps (batches)")
     parser.add_argument("--batch-size", type=int, help="override the config's batch size")
     parser.add_argument("--checkpoint-every", type=int, default=250, help="save the CycleGAN every N steps")
+    parser.add_argument(
+        "--keep-checkpoints", action="store_true", help="also keep every saved step as .stepNNNNN.pt"
+    )
     parser.add_argument("--classifier-epochs", type=int, default=8)
     parser.add_argument("--skip-classifier", action="store_true", help="keep the existing classifier file")
     parser.add_argument("--max-phrases", type=int, default=0, help="cap train phrases per genre (0: all)")
