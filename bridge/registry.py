@@ -218,6 +218,14 @@ def _register_builtins() -> None:
     register("blend", _rule_factory("blend"), description="interpolation of clip A and B by rule")
     register_lazy("busy", "musebridge.bench_models:create_busy_model", neural=False, cpu_bound=True,
                   description="benchmark load: burns work_ms of CPU (GIL held), then transposes")
+    register_lazy("musicvae", "musebridge.models.vae_phrase_model:create_musicvae",
+                  description="MusicVAE (Roberts 2018): interpolate between clips A and B, sample")
+    register_lazy("cyclegan", "musebridge.models.transfer_phrase_model:create_transfer_model",
+                  description="CycleGAN genre transfer (Brunner 2018)")
+    register_lazy("wavenet", "musebridge.models.continue_phrase_model:wavenet_factory",
+                  description="WaveNet-style continuation over melody tokens (cached generation)")
+    register_lazy("crnngan", "musebridge.models.continue_phrase_model:crnngan_factory",
+                  description="C-RNN-GAN-3 continuation over tones (Mogren 2016)")
 
 
 _register_builtins()

@@ -22,13 +22,13 @@ Schema (every key optional; defaults shown):
     echo_input: false            # default for tracks (below)
     output: same                 # same (where the input came from) | midi | osc | both
     genres: [celtic, folk, chorale, renaissance]   # accepted /musebridge/genre values ("" = none)
-    models:                      # model name per mode (the engine's registry resolves names)
-      transfer: transpose
-      continue: transpose
-      interpolate: blend
-      sample: transpose
+    models:                      # model name per mode (the engine's registry resolves names);
+      transfer: cyclegan         #   rule models for a pipeline check: transpose, blend, thru
+      continue: wavenet          #   (crnngan is the other continuation model)
+      interpolate: musicvae
+      sample: musicvae
     model_options:               # per model name: options for its factory
-      transpose: {semitones: 12}
+      transpose: {semitones: 12} #   e.g. cyclegan: {checkpoint: PATH}
     continue:                    # call and response
       silent_bars: 1             #   a call ends after this many silent bars, 1..16
       max_call_bars: 8           #   ... or after this many bars, 1..64
@@ -100,10 +100,10 @@ def _frozen(mapping: Mapping[Any, Any]) -> Mapping[Any, Any]:
 
 
 _DEFAULT_MODELS = {
-    "transfer": "transpose",
-    "continue": "transpose",
-    "interpolate": "blend",
-    "sample": "transpose",
+    "transfer": "cyclegan",
+    "continue": "wavenet",
+    "interpolate": "musicvae",
+    "sample": "musicvae",
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from types import MappingProxyType
 
 import pytest
 from musebridge.core.actions import (
@@ -26,8 +27,15 @@ CLIENT = ("127.0.0.1", 50000)
 TICK_120 = 0.5 / 24
 
 
+RULE_MODELS = {
+    "transfer": "transpose", "continue": "transpose", "interpolate": "blend", "sample": "transpose",
+}
+
+
 def preset(mode: str = "transfer", bars: int = 1, meter: Meter | None = None, **kw: object) -> Preset:
-    base = Preset(name="test", meter=meter or Meter(4, 4), tempo=120.0, grid=Grid(4, "beat"))
+    """A preset whose modes all run the rule models (they run synchronously here)."""
+    base = Preset(name="test", meter=meter or Meter(4, 4), tempo=120.0, grid=Grid(4, "beat"),
+                  models=MappingProxyType(RULE_MODELS))
     defaults = TrackSettings(mode=mode, phrase_bars=bars)
     return dataclasses.replace(base, defaults=defaults, **kw)  # type: ignore[arg-type]
 

@@ -47,7 +47,7 @@ tracks:
     p = load_preset(str(path))
     assert p.name == "mine" and p.clock == "midi" and p.tempo == 96.0 and p.meter == Meter(7, 8)
     assert p.grid.steps == 7 and p.grid.per == "bar" and p.lookahead_ms == 15.0 and p.output == "both"
-    assert p.model_for("transfer") == "cyclegan" and p.model_for("interpolate") == "blend"
+    assert p.model_for("transfer") == "cyclegan" and p.model_for("interpolate") == "musicvae"
     assert p.model_options["transpose"]["semitones"] == 7
     assert p.continuation.silent_bars == 2 and p.continuation.answer_bars == 2
     assert p.defaults.echo_input is True and p.defaults.genre == "jazz"

@@ -117,3 +117,15 @@ def test_model_cache_builds_once(scratch_names: list[str]) -> None:
     cache = registry.ModelCache(device="cpu")
     assert cache.get("cache-test") is cache.get("cache-test")
     assert built == ["cpu"] and cache.loaded() == ["cache-test"]
+
+
+def test_every_shipped_preset_names_registered_models_that_load() -> None:
+    """`musebridge serve --preset X` must start on the shipped checkpoints, for every shipped preset."""
+    from musebridge.presets import load_preset, preset_names
+
+    for preset_name in preset_names():
+        preset = load_preset(preset_name)
+        for mode, model_name in preset.models.items():
+            assert model_name in registry.names(), f"{preset_name}: {mode} -> {model_name}"
+            model = registry.create(model_name, device="cpu", options=preset.model_options.get(model_name))
+            assert mode in model.modes or model_name == "thru", f"{preset_name}: {model_name} cannot {mode}"
