@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 from musebridge.models.musicvae import MusicVAE, MusicVAEConfig, checkpoint_dict
+from musebridge.models.vae_train_options import TrainOptions
 
 RUN_CHECKPOINT = "run.pt"
 LOG_FILE = "train_log.csv"
@@ -28,26 +29,6 @@ LOG_FIELDS = (
     "sampling_probability", "accuracy", "valid_loss", "valid_reconstruction", "valid_kl_bits",
     "valid_accuracy",
 )
-
-
-@dataclass
-class TrainOptions:
-    """Optimisation settings (the model's shape and loss live in MusicVAEConfig)."""
-
-    steps: int = 4000
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    min_learning_rate: float = 1e-5
-    decay_rate: float = 0.9999
-    clip_norm: float = 1.0
-    seed: int = 0
-    checkpoint_every: int = 500
-    log_every: int = 50
-    valid_every: int = 250
-    valid_size: int = 512
-    max_transpose: int = 5
-    threads: int = 2
-    device: str = "auto"
 
 
 @dataclass

@@ -94,7 +94,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 # -- train vae --------------------------------------------------------------------------------------
 def register_vae(models: argparse._SubParsersAction) -> None:
-    from musebridge.models.train_vae import TrainOptions
+    from musebridge.models.vae_train_options import TrainOptions
 
     defaults = TrainOptions()
     parser = models.add_parser(

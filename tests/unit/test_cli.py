@@ -110,3 +110,10 @@ def test_bench_without_jack_writes_json(tmp_path, capsys: pytest.CaptureFixture[
     assert all(m["n"] == 3 and m["p50_ms"] <= m["p99_ms"] for m in results["models"])
     assert results["jack"] == {"skipped": "--no-jack"}
     assert [entry["spin_ms"] for entry in results["untimed_output"]] == [0.0, 0.5, 2.0]
+
+
+def test_building_the_cli_imports_no_torch() -> None:
+    """`musebridge --help`, `ports` and `serve` with rule models must start without importing torch."""
+    code = "import sys, musebridge.cli; musebridge.cli.build_parser(); print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
