@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from musebridge.core.model_protocol import ModelRequest
 from musebridge.core.music import Note, Phrase
+from musebridge.models.threads import cpu_threads
 
 from . import crnngan as crnngan_module
 from . import wavenet as wavenet_module
@@ -170,15 +171,10 @@ class ContinuePhraseModel:
     def generate(self, request: ModelRequest) -> Phrase:
         """The answer: `request.bars` bars in the call's meter, starts from the answer's downbeat."""
         _check_request(request)
-        threads = torch.get_num_threads()
-        if self.single_thread and self.device.type == "cpu":
-            torch.set_num_threads(1)  # these models are a few small matmuls a step: threads only contend
-        try:
+        with cpu_threads(self.device, 1 if self.single_thread else 0):
             if self.kind == "wavenet":
                 return self._answer_wavenet(request)
             return self._answer_crnngan(request)
-        finally:
-            torch.set_num_threads(threads)
 
     def _genre_index(self, genre: str) -> torch.Tensor | None:
         if not genre or not self.model.config.num_genres or genre not in self.genres:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from musebridge.core.model_protocol import ModelRequest
 from musebridge.core.music import Note, Phrase
+from musebridge.models.threads import cpu_threads
 
 from .cyclegan import CycleGAN, load_cyclegan
 from .encoding import pianoroll
@@ -99,14 +100,8 @@ class TransferPhraseModel:
 
     def _run(self, generator: torch.nn.Module, batch: torch.Tensor) -> np.ndarray:
         """Binarised generator output; on CPU with `threads` intra-op threads (restored afterwards)."""
-        previous = torch.get_num_threads()
-        if self.device.type == "cpu" and self.threads > 0:
-            torch.set_num_threads(self.threads)  # on shared cores more threads only contend
-        try:
-            with torch.no_grad():
-                return (generator(batch) >= self.threshold).squeeze(1).cpu().numpy()
-        finally:
-            torch.set_num_threads(previous)
+        with cpu_threads(self.device, self.threads), torch.no_grad():
+            return (generator(batch) >= self.threshold).squeeze(1).cpu().numpy()
 
 
 def create_transfer_model(

@@ -26,6 +26,7 @@ from musebridge.core.model_protocol import ModelRequest
 from musebridge.core.music import Meter, Note, Phrase
 from musebridge.models.encoding import melody
 from musebridge.models.musicvae import MusicVAE, load_checkpoint, slerp
+from musebridge.models.threads import cpu_threads
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 SHIPPED_CHECKPOINTS = {2: "musicvae_2bar.pt", 4: "musicvae_4bar.pt"}
@@ -65,9 +66,10 @@ class MusicVAEPhraseModel:
 
     def __init__(
         self, model: MusicVAE, *, interpolate_temperature: float = 0.0,
-        velocity: int = melody.DEFAULT_VELOCITY, info: Mapping[str, Any] | None = None,
+        velocity: int = melody.DEFAULT_VELOCITY, info: Mapping[str, Any] | None = None, threads: int = 1,
     ) -> None:
         self.model = model.eval()
+        self.threads = threads  # CPU torch threads while generating (0: torch's setting)
         self.device = next(model.parameters()).device
         self.interpolate_temperature = interpolate_temperature
         self.velocity = velocity
@@ -110,14 +112,15 @@ class MusicVAEPhraseModel:
         windows_b = self._windows(clip_b, total_steps, meter)
         count = windows_a.shape[0]
         tokens = torch.as_tensor(np.concatenate([windows_a, windows_b]), device=self.device)
-        mu, _ = self.model.encode(tokens)  # (2W, z)
-        alphas = torch.tensor([min(max(float(p), 0.0), 1.0) for p in positions], device=self.device)
-        paths = [slerp(mu[w], mu[count + w], alphas)[:, None] for w in range(count)]
-        z = torch.cat(paths, dim=1)  # (P, W, z)
-        generator = torch.Generator(device=self.device).manual_seed(seed)
-        temperature = self.interpolate_temperature if temperature is None else temperature
-        decoded = self.model.decode(z.reshape(-1, z.shape[-1]), temperature, generator)  # (P*W, S)
-        decoded = decoded.view(len(positions), -1).cpu().numpy()  # (P, W*S)
+        with cpu_threads(self.device, self.threads):
+            mu, _ = self.model.encode(tokens)  # (2W, z)
+            alphas = torch.tensor([min(max(float(p), 0.0), 1.0) for p in positions], device=self.device)
+            paths = [slerp(mu[w], mu[count + w], alphas)[:, None] for w in range(count)]
+            z = torch.cat(paths, dim=1)  # (P, W, z)
+            generator = torch.Generator(device=self.device).manual_seed(seed)
+            temperature = self.interpolate_temperature if temperature is None else temperature
+            decoded = self.model.decode(z.reshape(-1, z.shape[-1]), temperature, generator)  # (P*W, S)
+            decoded = decoded.view(len(positions), -1).cpu().numpy()  # (P, W*S)
         total_beats = bars * meter.beats_per_bar
         source_a = Phrase(tuple(looped(clip_a, total_beats)), bars, meter)
         source_b = Phrase(tuple(looped(clip_b, total_beats)), bars, meter)
@@ -140,7 +143,8 @@ class MusicVAEPhraseModel:
         total_steps = bars * melody.steps_per_bar(meter)
         windows = math.ceil(total_steps / self.window_steps)
         generator = torch.Generator(device=self.device).manual_seed(seed)
-        tokens = self.model.sample(count * windows, temperature=temperature, generator=generator)
+        with cpu_threads(self.device, self.threads):
+            tokens = self.model.sample(count * windows, temperature=temperature, generator=generator)
         rows = tokens.view(count, -1).cpu().numpy()
         source = velocity_source if velocity_source is not None and velocity_source.notes else None
         return [self._to_phrase(row, bars, meter, source) for row in rows]
@@ -173,10 +177,11 @@ def load_phrase_model(
 
 def create_musicvae(device: str, options: Mapping[str, Any]) -> MusicVAEPhraseModel:
     """Registry factory. Options: checkpoint (path) or bars (2|4, shipped checkpoint; default 2),
-    interpolate_temperature (0 = argmax, default), velocity (for samples without a played phrase)."""
+    interpolate_temperature (0 = argmax, default), velocity (for samples without a played phrase),
+    threads (CPU torch threads while generating, default 1; 0 = torch's setting)."""
     from musebridge.registry import require_checkpoint
 
-    known = {"checkpoint", "bars", "interpolate_temperature", "velocity"}
+    known = {"checkpoint", "bars", "interpolate_temperature", "velocity", "threads"}
     unknown = set(options) - known
     if unknown:
         from musebridge.errors import UserError
@@ -188,4 +193,5 @@ def create_musicvae(device: str, options: Mapping[str, Any]) -> MusicVAEPhraseMo
         path, device,
         interpolate_temperature=float(options.get("interpolate_temperature", 0.0)),
         velocity=int(options.get("velocity", melody.DEFAULT_VELOCITY)),
+        threads=int(options.get("threads", 1)),
     )

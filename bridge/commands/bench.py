@@ -48,7 +48,7 @@ def _say(line: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from musebridge.bench_models import model_latencies, untimed_send_precision
+    from musebridge.bench_models import interpolation_latency, model_latencies, untimed_send_precision
 
     results: dict[str, Any] = {
         "command": "musebridge bench" + (" --quick" if args.quick else ""),
@@ -57,14 +57,16 @@ def run(args: argparse.Namespace) -> int:
         "machine": f"{platform.machine()}, {_cpu_count()} CPU, load average {_load()}",
     }
     runs = args.runs or (50 if args.quick else 200)
-    _say(f"model inference latency ({runs} runs, 4-bar phrase):")
+    _say(f"model inference latency ({runs} runs, in this process):")
     latencies = model_latencies(args.models, runs=runs)
+    if args.models is None or "musicvae" in args.models:
+        latencies.append(interpolation_latency(runs))
     for entry in latencies:
         if entry.stats is None:
             _say(f"  {entry.model:12s} skipped: {entry.skipped}")
         else:
             _say(f"  {entry.model:12s} {entry.mode:12s} p50 {entry.stats['p50_ms']:8.3f} ms  "
-                 f"p99 {entry.stats['p99_ms']:8.3f} ms")
+                 f"p99 {entry.stats['p99_ms']:8.3f} ms  ({entry.request})")
     results["models"] = [entry.as_dict() for entry in latencies]
     _say("untimed output path (rtmidi backends: sleep, then spin), in-process, 10 ms apart:")
     precision = []
