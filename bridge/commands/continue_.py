@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import warnings
 from pathlib import Path
 
-from musebridge.core.music import Meter, Note, Phrase
 from musebridge.errors import UserError
+from musebridge.midi_files import read_midi_phrase, write_phrases_midi
 
 MODELS = ("wavenet", "crnngan")
-DEFAULT_TEMPO = 120.0
 MAX_BARS = 64
 
 
@@ -45,51 +43,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run_continue)
 
 
-def read_call(path: Path) -> tuple[Phrase, float]:
-    """(all non-drum notes from bar 1 as one phrase in the first meter, tempo); UserError if unusable."""
-    import pretty_midi
-
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            midi = pretty_midi.PrettyMIDI(str(path))
-    except Exception as error:  # noqa: BLE001 - any parser failure means an unreadable file
-        reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
-        raise UserError(f"{path}: not a readable MIDI file ({reason})") from error
-    meter = Meter()
-    if midi.time_signature_changes:
-        first = midi.time_signature_changes[0]
-        try:
-            meter = Meter(first.numerator, first.denominator)
-        except ValueError:
-            meter = Meter()
-    resolution = float(midi.resolution)
-    notes = []
-    for instrument in midi.instruments:
-        if instrument.is_drum:
-            continue
-        for note in instrument.notes:
-            start = midi.time_to_tick(note.start) / resolution
-            end = midi.time_to_tick(note.end) / resolution
-            if end - start > 1e-6:
-                notes.append(Note(note.pitch, max(1, min(127, note.velocity)), start, end - start))
-    if not notes:
-        raise UserError(f"{path}: no notes (an empty MIDI file, or drums only)")
-    bars = math.floor(max(n.start for n in notes) / meter.beats_per_bar + 1e-9) + 1
-    _times, tempi = midi.get_tempo_changes()
-    tempo = float(tempi[0]) if len(tempi) else DEFAULT_TEMPO
-    return Phrase(tuple(notes), bars, meter), tempo
-
-
 def run_continue(args: argparse.Namespace) -> int:
     if not 1 <= args.bars <= MAX_BARS:
         raise UserError(f"--bars must be 1..{MAX_BARS}, got {args.bars}")
     if not math.isfinite(args.temperature) or args.temperature < 0:
         raise UserError(f"--temperature must be >= 0, got {args.temperature}")
-    call, tempo = read_call(args.input)
-    from musebridge.commands.interpolate import write_phrases_midi
+    call, tempo = read_midi_phrase(args.input)
     from musebridge.core.model_protocol import ModelRequest
     from musebridge.models.continue_phrase_model import DEFAULT_CHECKPOINTS, ContinuePhraseModel
     from musebridge.registry import require_checkpoint, resolve_device

@@ -2,21 +2,19 @@
 
 The output plays A, then the N interpolated phrases, then B, one after another, each `bars` bars long.
 A and B are read from the bar that holds their first note, looped if shorter than `bars`; their
-velocities carry over into the morph. Also home of the small MIDI file helpers `sample` uses.
+velocities carry over into the morph. Also home of the MusicVAE options and loader `sample` uses; the
+MIDI files are read and written by musebridge.midi_files.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
-import warnings
 from pathlib import Path
 
-from musebridge.core.music import Meter, Note, Phrase
+from musebridge.core.music import Phrase
 from musebridge.errors import UserError
-
-DEFAULT_TEMPO = 120.0
+from musebridge.midi_files import read_midi_clip, write_phrases_midi
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,77 +56,6 @@ def load_vae(args: argparse.Namespace):
     except Exception as error:  # noqa: BLE001 - any load failure means an unusable file
         reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
         raise UserError(f"{path}: not a usable MusicVAE checkpoint ({reason})") from error
-
-
-def read_midi_clip(path: Path, bars: int) -> tuple[Phrase, float]:
-    """(phrase of `bars` bars from the bar holding the first note, tempo in BPM); UserError if unusable."""
-    import pretty_midi
-
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            midi = pretty_midi.PrettyMIDI(str(path))
-    except Exception as error:  # noqa: BLE001 - any parser failure means a corrupt file
-        reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
-        raise UserError(f"{path}: not a readable MIDI file ({reason})") from error
-    resolution = float(midi.resolution)
-    meter = Meter()
-    if midi.time_signature_changes:
-        first = midi.time_signature_changes[0]
-        try:
-            meter = Meter(first.numerator, first.denominator)
-        except ValueError:
-            meter = Meter()
-    notes = []
-    for instrument in midi.instruments:
-        if instrument.is_drum:
-            continue
-        for note in instrument.notes:
-            start = midi.time_to_tick(note.start) / resolution
-            end = midi.time_to_tick(note.end) / resolution
-            if end - start > 1e-6:
-                notes.append((start, end, note.pitch, max(1, min(127, note.velocity))))
-    if not notes:
-        raise UserError(f"{path}: no notes (an empty MIDI file, or drums only)")
-    first_bar = math.floor(min(n[0] for n in notes) / meter.beats_per_bar + 1e-9)
-    offset = first_bar * meter.beats_per_bar
-    length = bars * meter.beats_per_bar
-    kept = tuple(
-        Note(pitch, velocity, start - offset, min(end, offset + length) - start)
-        for start, end, pitch, velocity in notes
-        if offset <= start < offset + length
-    )
-    _times, tempi = midi.get_tempo_changes()
-    tempo = float(tempi[0]) if len(tempi) else DEFAULT_TEMPO
-    return Phrase(kept, bars, meter), tempo
-
-
-def write_phrases_midi(phrases: list[Phrase], path: Path, tempo: float = DEFAULT_TEMPO) -> None:
-    """Write phrases one after another (one piano track) at `tempo`, with the first phrase's meter."""
-    import pretty_midi
-
-    if not phrases:
-        raise UserError("nothing to write")
-    seconds_per_beat = 60.0 / tempo
-    midi = pretty_midi.PrettyMIDI(initial_tempo=tempo)
-    meter = phrases[0].meter
-    midi.time_signature_changes.append(pretty_midi.TimeSignature(meter.numerator, meter.denominator, 0.0))
-    track = pretty_midi.Instrument(program=0, name="musebridge")
-    offset = 0.0
-    for phrase in phrases:
-        for note in phrase.clipped().notes:
-            start = (offset + note.start) * seconds_per_beat
-            end = start + note.duration * seconds_per_beat
-            track.notes.append(pretty_midi.Note(note.velocity, note.pitch, start, end))
-        offset += phrase.length_beats
-    midi.instruments.append(track)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        midi.write(str(path))
-    except OSError as error:
-        raise UserError(f"{path}: cannot write ({error.strerror or error})") from error
 
 
 def run_interpolate(args: argparse.Namespace) -> int:

@@ -27,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    from musebridge.commands.interpolate import load_vae, write_phrases_midi
+    from musebridge.commands.interpolate import load_vae
+    from musebridge.midi_files import write_phrases_midi
 
     if not 1 <= args.count <= 1024:
         raise UserError(f"-n must be 1..1024, got {args.count}")

@@ -12,15 +12,11 @@ TRAINERS / EVALUATORS tables of commands/train.py and commands/eval.py); torch l
 from __future__ import annotations
 
 import argparse
-import math
-import os
-import warnings
 from pathlib import Path
 
-from musebridge.core.music import Meter, Note, Phrase
 from musebridge.errors import UserError
+from musebridge.midi_files import read_midi_phrase, write_phrases_midi
 
-DEFAULT_TEMPO = 120.0
 CONFIG_NAMES = ("brunner2018", "cpu_small")  # models/cyclegan.py CONFIGS (kept here so --help needs no torch)
 
 
@@ -41,71 +37,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run_transfer)
 
 
-def read_midi_phrase(path: Path) -> tuple[Phrase, float]:
-    """(all non-drum notes as one phrase from bar 0 in the first meter, tempo); UserError if unusable."""
-    import pretty_midi
-
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            midi = pretty_midi.PrettyMIDI(str(path))
-    except Exception as error:  # noqa: BLE001 - any parser failure means an unreadable file
-        reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
-        raise UserError(f"{path}: not a readable MIDI file ({reason})") from error
-    meter = Meter()
-    if midi.time_signature_changes:
-        first = midi.time_signature_changes[0]
-        try:
-            meter = Meter(first.numerator, first.denominator)
-        except ValueError:
-            meter = Meter()
-    resolution = float(midi.resolution)
-    notes = []
-    for instrument in midi.instruments:
-        if instrument.is_drum:
-            continue
-        for note in instrument.notes:
-            start = midi.time_to_tick(note.start) / resolution
-            end = midi.time_to_tick(note.end) / resolution
-            if end - start > 1e-6:
-                notes.append(Note(note.pitch, max(1, min(127, note.velocity)), start, end - start))
-    if not notes:
-        raise UserError(f"{path}: no notes (an empty MIDI file, or drums only)")
-    bars = math.floor(max(n.start for n in notes) / meter.beats_per_bar + 1e-9) + 1  # holds the last onset
-    _times, tempi = midi.get_tempo_changes()
-    tempo = float(tempi[0]) if len(tempi) else DEFAULT_TEMPO
-    return Phrase(tuple(notes), bars, meter), tempo
-
-
-def write_midi_phrase(phrase: Phrase, path: Path, tempo: float) -> None:
-    """Write one phrase as a piano track at `tempo` in its meter; atomic (temporary file + rename)."""
-    import pretty_midi
-
-    seconds_per_beat = 60.0 / tempo
-    midi = pretty_midi.PrettyMIDI(initial_tempo=tempo)
-    midi.time_signature_changes.append(
-        pretty_midi.TimeSignature(phrase.meter.numerator, phrase.meter.denominator, 0.0)
-    )
-    track = pretty_midi.Instrument(program=0, name="musebridge transfer")
-    for note in phrase.clipped().notes:
-        start = note.start * seconds_per_beat
-        track.notes.append(
-            pretty_midi.Note(note.velocity, note.pitch, start, start + note.duration * seconds_per_beat)
-        )
-    midi.instruments.append(track)
-    if path.parent and not path.parent.is_dir():
-        raise UserError(f"{path}: the folder {path.parent} does not exist")
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        midi.write(str(temporary))
-        os.replace(temporary, path)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise UserError(f"{path}: cannot write ({error.strerror or error})") from error
-
-
 def run_transfer(args: argparse.Namespace) -> int:
     from musebridge.core.model_protocol import ModelRequest
     from musebridge.registry import resolve_device
@@ -121,7 +52,7 @@ def run_transfer(args: argparse.Namespace) -> int:
         result = model.generate(ModelRequest(mode="transfer", phrase=phrase, bars=phrase.bars, genre=genre))
     except ValueError as error:
         raise UserError(str(error)) from error
-    write_midi_phrase(result, args.output, tempo)
+    write_phrases_midi([result], args.output, tempo, track_name="musebridge transfer")
     print(
         f"wrote {args.output}: {phrase.bars} bars of {phrase.meter}, {len(phrase.notes)} notes in, "
         f"{len(result.notes)} notes out ({genre})"
