@@ -99,6 +99,7 @@ class JackProbe:
 
     def __init__(self, name: str, pairs: Sequence[str], servername: str | None = None) -> None:
         import jack
+
         from musebridge.io.jack_clock import JackClock
 
         self.client = jack.Client(name, no_start_server=True, servername=servername)

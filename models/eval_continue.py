@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from musebridge.core.music import Note, Phrase
 
 SCALES: dict[str, tuple[int, ...]] = {
@@ -364,6 +365,7 @@ def latency_report(models: dict[str, Any], call: Phrase, bars: int = 2, runs: in
     import time
 
     import torch
+
     from musebridge.core.model_protocol import ModelRequest
 
     from .encoding import melody
@@ -406,6 +408,7 @@ def run(args) -> int:
     import sys
 
     import torch
+
     from musebridge.core.music import Meter
     from musebridge.errors import UserError
 

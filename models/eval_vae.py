@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from musebridge.models.musicvae import FIRST_PITCH_TOKEN, MusicVAE, slerp
 
 ATTRIBUTES = ("note_density", "pitch_range")

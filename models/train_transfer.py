@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from musebridge.core.music import Meter
 
 from .cyclegan import (

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from musebridge.models.musicvae import MusicVAE, MusicVAEConfig, checkpoint_dict
 from musebridge.models.vae_train_options import TrainOptions
 

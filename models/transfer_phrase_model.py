@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from musebridge.core.model_protocol import ModelRequest
 from musebridge.core.music import Note, Phrase
 from musebridge.models.threads import cpu_threads

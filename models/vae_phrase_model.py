@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from musebridge.core.model_protocol import ModelRequest
 from musebridge.core.music import Meter, Note, Phrase
 from musebridge.models.encoding import melody

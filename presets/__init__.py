@@ -57,6 +57,7 @@ from types import MappingProxyType
 from typing import Any
 
 import yaml
+
 from musebridge.core.bars import Grid
 from musebridge.core.model_protocol import MODES
 from musebridge.core.music import Meter

@@ -60,6 +60,7 @@ def run_eval_vae(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
     import yaml
+
     from musebridge.commands.train import command_line, load_vae_windows
     from musebridge.models.eval_vae import evaluate, format_report
     from musebridge.models.musicvae import load_checkpoint

@@ -147,6 +147,7 @@ def load_vae_windows(dataset: Path | None, genres: list[str], bars: int, split: 
 
 def run_train_vae(args: argparse.Namespace) -> int:
     import numpy as np
+
     from musebridge.models.eval_vae import compute_attribute_vectors
     from musebridge.models.musicvae import PRESETS, MusicVAEConfig
     from musebridge.models.train_vae import TrainOptions, export_model, train_vae, write_card

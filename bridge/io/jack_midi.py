@@ -41,6 +41,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import jack
+
 from musebridge.errors import UserError
 from musebridge.io.jack_clock import JackClock
 from musebridge.io.midi_ports import (

@@ -28,11 +28,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 
-from musebridge.errors import UserError
-from musebridge.osc_spec import OscArg, OscSpec, load_spec
 from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
+
+from musebridge.errors import UserError
+from musebridge.osc_spec import OscArg, OscSpec, load_spec
 
 log = logging.getLogger("musebridge.osc")
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import rtmidi
+
 from musebridge.errors import UserError
 from musebridge.io.midi_ports import (
     DEFAULT_CLIENT_NAME,

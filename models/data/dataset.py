@@ -18,6 +18,7 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+
 from musebridge.core.music import Meter, Note, Phrase
 
 from .build import DATASET_NAME, default_cache_dir

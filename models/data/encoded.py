@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+
 from musebridge.core.music import Meter
 
 from ..encoding import melody, pianoroll, tones

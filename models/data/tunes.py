@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+
 from musebridge.core.music import Meter, Note
 
 NOTE_DTYPE = np.dtype([("pitch", "u1"), ("velocity", "u1"), ("start", "f8"), ("duration", "f4")])

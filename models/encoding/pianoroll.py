@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+
 from musebridge.core.music import Meter, Note, Phrase
 
 LOW_PITCH = 24

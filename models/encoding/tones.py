@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
+
 from musebridge.core.music import Meter, Note, Phrase
 
 TICKS_PER_QUARTER = 384

@@ -154,6 +154,7 @@ class MidiTestClient:
 
     def __init__(self, name: str = "mbtest", servername: str | None = None) -> None:
         import jack
+
         from musebridge.io.jack_clock import JackClock
 
         self.client = jack.Client(name, no_start_server=True, servername=servername)

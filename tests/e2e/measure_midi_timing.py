@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import jack_harness  # noqa: E402
 from jack_harness import percentile  # noqa: E402
+
 from musebridge.io.jack_midi import JackMidiPorts  # noqa: E402
 
 

@@ -12,6 +12,7 @@ import time
 from collections import Counter
 
 import pytest
+
 from musebridge.commands import ports as ports_command
 from musebridge.errors import UserError
 from musebridge.io.jack_midi import MAX_EVENTS_PER_CYCLE, JackMidiPorts, jack_server_running, list_jack_ports

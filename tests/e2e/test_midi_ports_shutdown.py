@@ -11,6 +11,7 @@ import time
 
 import jack_harness
 import pytest
+
 from musebridge.io.jack_midi import JackMidiPorts
 
 pytestmark = pytest.mark.e2e

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 from jack_harness import MidiTestClient, ReceivedEvent
+
 from musebridge.bench_daemon import DaemonProcess, OscClient
 
 pytestmark = pytest.mark.e2e

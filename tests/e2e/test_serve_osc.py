@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from jack_harness import MidiTestClient
+
 from musebridge.bench_daemon import DaemonProcess, OscClient
 
 pytestmark = pytest.mark.e2e

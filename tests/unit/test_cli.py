@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+
 from musebridge import __version__
 from musebridge.cli import main
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from musebridge.cli import main
 from musebridge.core.model_protocol import ModelRequest, PhraseModel
 from musebridge.core.music import Meter, Note, Phrase

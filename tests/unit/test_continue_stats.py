@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from musebridge.core.music import Note, Phrase
 from musebridge.models.eval_continue import (
     continuation_fit,

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+
 from musebridge.cli import main
 from musebridge.core.music import Meter
 from musebridge.models.data.tunes import Tune, make_notes, pack_tunes, regular_bars

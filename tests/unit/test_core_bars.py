@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from musebridge.core.bars import BarBuffer, BarGrid, Grid, quantise
 from musebridge.core.music import Meter, Note
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from musebridge.core.clock import ClockSelector, InternalClock, MidiClockFollower, OscTransportFollower
 
 TICK_120 = 0.5 / 24  # seconds per tick at 120 BPM

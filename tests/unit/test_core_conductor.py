@@ -7,6 +7,7 @@ from collections import Counter
 from types import MappingProxyType
 
 import pytest
+
 from musebridge.core.actions import (
     Action,
     ClearOutput,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from musebridge.core.model_protocol import ModelRequest, PhraseModel
 from musebridge.core.music import Meter, Note, Phrase
 from musebridge.core.rule_models import BlendModel, TransposeModel, build_rule_model, fit_to_bars

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from musebridge.core.music import Note, Phrase
 from musebridge.models.crnngan import (
     CRNNGAN,

@@ -8,6 +8,7 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
+
 from musebridge.cli import main
 from musebridge.core.music import Meter
 from musebridge.models.data import (

@@ -7,6 +7,7 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
+
 from musebridge.core.music import Meter
 from musebridge.models.data.corpus import corpus_files, parse_score_file
 from musebridge.models.data.genres import load_genres, parse_midi_dir_option

@@ -7,6 +7,7 @@ import struct
 from pathlib import Path
 
 import pytest
+
 from musebridge.device_build import (
     AmxdError,
     build_amxd,

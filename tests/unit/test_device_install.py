@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from musebridge.cli import main
 from musebridge.device_install import INSTALL_SUBFOLDER, default_user_library, install_device
 from musebridge.errors import UserError

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from musebridge.device_build import (
     KNOWN_ARITY,
     REQUIRED_OBJECTS,

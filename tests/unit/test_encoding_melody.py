@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from musebridge.core.music import Meter, Note, Phrase
 from musebridge.models.encoding import melody
 from musebridge.models.encoding.melody import HOLD, NOTE_OFF, NUM_CLASSES

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from musebridge.core.music import Meter, Note, Phrase
 from musebridge.models.encoding import pianoroll
 from musebridge.models.encoding.pianoroll import LOW_PITCH, N_PITCHES, ROLL_STEPS

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from musebridge.core.music import Meter, Note, Phrase
 from musebridge.models.encoding import tones
 from musebridge.models.encoding.tones import TICKS_PER_QUARTER

@@ -7,6 +7,7 @@ import queue
 import threading
 
 import pytest
+
 from musebridge.core.actions import Job
 from musebridge.core.model_protocol import ModelRequest
 from musebridge.core.music import Note, Phrase

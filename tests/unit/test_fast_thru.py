@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from musebridge.core.actions import SendMidi
 from musebridge.fast_thru import FastThru, thru_routes
 from musebridge.presets import TrackSettings

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pretty_midi
 import pytest
+
 from musebridge.core.music import Meter, Note, Phrase
 from musebridge.errors import UserError
 from musebridge.midi_files import (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from musebridge.errors import UserError
 from musebridge.io.midi_ports import (
     HeldNotes,

@@ -6,6 +6,7 @@ import numpy as np
 import pretty_midi
 import pytest
 import torch
+
 from musebridge.cli import main
 from musebridge.core.model_protocol import ModelRequest, PhraseModel
 from musebridge.core.music import Meter, Note, Phrase
@@ -164,6 +165,7 @@ def test_sample_command(tmp_path, checkpoint) -> None:
 def test_train_and_eval_commands_on_a_tiny_dataset(tmp_path, capsys) -> None:
     """Through the CLI: a tiny dataset, 4 training steps, export + card, eval + card update."""
     import yaml
+
     from musebridge.models.data.dataset import split_of
     from musebridge.models.data.tunes import Tune, make_bars, make_notes, pack_tunes
 

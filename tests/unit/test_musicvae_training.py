@@ -7,6 +7,7 @@ import csv
 import numpy as np
 import pytest
 import torch
+
 from musebridge.models.eval_vae import (
     compute_attribute_vectors,
     data_ranges,

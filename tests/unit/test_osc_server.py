@@ -11,11 +11,12 @@ import subprocess
 import time
 
 import pytest
-from musebridge.errors import UserError
-from musebridge.io.osc_server import OscServer, is_loopback_host, parse_allow_list
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
+
+from musebridge.errors import UserError
+from musebridge.io.osc_server import OscServer, is_loopback_host, parse_allow_list
 
 TIMEOUT = 3.0
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from musebridge.osc_spec import ArgSpec, MessageSpec, OscSpec, SpecError, load_spec, main, render_markdown
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "osc.md"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from musebridge.core.music import Meter
 from musebridge.errors import UserError
 from musebridge.presets import PresetError, load_preset, parse_preset, preset_names

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from musebridge import registry
 from musebridge.core.model_protocol import ModelRequest
 from musebridge.core.music import Note, Phrase

@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 
 import pytest
+
 from musebridge.core.actions import ClearOutput, ScheduleNotes, TempoChanged
 from musebridge.core.music import Note
 from musebridge.core.schedule import OutputSchedule

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 
 import pytest
+
 from musebridge import server_edges
 from musebridge.bench_daemon import OscClient
 from musebridge.server import Server, ServerConfig

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from musebridge.core.model_protocol import ModelRequest, PhraseModel
 from musebridge.core.music import Meter, Note, Phrase
 from musebridge.models.cyclegan import CycleGAN, CycleGANConfig, save_cyclegan
@@ -196,6 +197,7 @@ def write_midi(
 
 def test_transfer_command_writes_the_file_and_fails_cleanly(tmp_path, capsys) -> None:
     import pretty_midi
+
     from musebridge.cli import main
 
     checkpoint = tmp_path / "cyclegan_folk_celtic.pt"
@@ -234,6 +236,7 @@ def test_train_and_eval_transfer_commands_on_midi_folders(tmp_path, capsys) -> N
     import json
 
     import yaml
+
     from musebridge.cli import main
 
     for genre, low in (("lowland", 48), ("highland", 72)):

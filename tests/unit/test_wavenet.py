@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from musebridge.models.wavenet import (
     MelodyWaveNet,
     WaveNetConfig,
