@@ -12,10 +12,11 @@ bars: the windows accept exactly as many whole-bar shifts as /musebridge/status 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import pytest
 from jack_harness import MidiTestClient, ReceivedEvent
+
 from musebridge.bench_daemon import DaemonProcess, OscClient
 
 pytestmark = pytest.mark.e2e
@@ -152,21 +153,27 @@ def assert_on_grid(ons: list[ReceivedEvent], origin: int, lost: int) -> None:
 
 
 def assert_in_window(
-    ons: list[ReceivedEvent], origin: int, land: float, beats: float, late: int, lost: int
+    ons: list[ReceivedEvent], origin: int, land: float, beats: float, shifts: Iterable[int], lost: int
 ) -> int:
-    """Every note-on lies in [land, land + beats) shifted by k whole bars, 0 <= k <= late; returns k."""
+    """Every note-on lies in [land, land + beats) moved by one of `shifts` whole bars; returns that shift."""
     assert ons, "no note received"
     early = EARLY_FRAMES / BEAT_FRAMES
     slack = (LATE_FRAMES + lost * TICK_FRAMES) / BEAT_FRAMES
     got = [beat_of(e, origin) for e in ons]
-    for shift in range(late + 1):
+    allowed = list(shifts)
+    for shift in allowed:
         start = land + shift * BAR_BEATS
         if all(start - early <= b < start + beats + slack for b in got):
             return shift
     raise AssertionError(
         f"note-ons at beats {[round(b, 3) for b in got]} are not all in [{land}, {land + beats}) "
-        f"shifted by 0..{late} bars (late={late}, {lost} ticks lost)"
+        f"moved by {allowed} bars ({lost} clock ticks lost)"
     )
+
+
+def single_job_shifts(late: int) -> range:
+    """Bars a test's only job may have moved: none if on time, else 1..late (the conductor's rule)."""
+    return range(0, 1) if late == 0 else range(1, late + 1)
 
 
 def note_spans(events: list[ReceivedEvent]) -> list[tuple[ReceivedEvent, ReceivedEvent]]:
@@ -245,7 +252,8 @@ def test_interpolate_between_captured_clips(start_daemon, midi_client) -> None:
     lost = lost_ticks(client, ticks)
     late = int(status(client)["late"])
     ons = note_ons(events)
-    shift = assert_in_window(ons, origin, land=24.0, beats=8.0, late=late, lost=lost)
+    # the next phrase's job (dispatched at 31.875) may also be counted late, before the Stop drops it
+    shift = assert_in_window(ons, origin, land=24.0, beats=8.0, shifts=range(late + 1), lost=lost)
     assert_on_grid(ons, origin, lost)
     expected_velocity = round((1 - POSITION) * VELOCITY_A + POSITION * VELOCITY_B)
     assert {e.data[2] for e in ons} == {expected_velocity}, "velocities not blended from A and B"
@@ -288,7 +296,7 @@ def test_transfer_plays_the_phrase_revoiced_on_the_next_phrase(start_daemon, mid
     lost = lost_ticks(client, ticks)
     late = int(status(client)["late"])
     ons = note_ons(events)
-    shift = assert_in_window(ons, origin, land=16.0, beats=16.0, late=late, lost=lost)
+    shift = assert_in_window(ons, origin, 16.0, 16.0, single_job_shifts(late), lost)
     assert_on_grid(ons, origin, lost)
     land_frame = origin + round((16.0 + shift * BAR_BEATS) * BEAT_FRAMES) - EARLY_FRAMES
     window_end = 16.0 + (shift + 4) * BAR_BEATS + (LATE_FRAMES + lost * TICK_FRAMES) / BEAT_FRAMES
@@ -299,7 +307,7 @@ def test_transfer_plays_the_phrase_revoiced_on_the_next_phrase(start_daemon, mid
         assert on.data[2] in allowed, f"velocity {on.data[2]} of a note at {start} is not from {allowed}"
         assert beat_of(off, origin) <= window_end, f"{on.data} outlasts the phrase"
     assert_every_note_closed(events)
-    assert late == 0, f"the transfer job was late ({late}): its notes moved by {shift} bar(s)"
+    assert late <= 1, f"one job, {late} late"  # 0 in every run here; 1: moved by whole bars (checked)
     assert_clean(daemon)
     client.close()
 
@@ -332,8 +340,8 @@ def test_continue_answers_after_the_silent_bar(start_daemon, midi_client) -> Non
     assert ons, "no answer received"
     first = beat_of(ons[0], origin)
     assert first >= answer_start - EARLY_FRAMES / BEAT_FRAMES, f"the answer started at beat {first:.3f}"
-    shift = assert_in_window(ons, origin, land=answer_start, beats=answer_end - answer_start, late=late,
-                             lost=lost)
+    answer_beats = answer_end - answer_start
+    shift = assert_in_window(ons, origin, answer_start, answer_beats, single_job_shifts(late), lost)
     assert_on_grid(ons, origin, lost)
     window_end = answer_end + shift * BAR_BEATS + (LATE_FRAMES + lost * TICK_FRAMES) / BEAT_FRAMES
     assert all(beat_of(off, origin) <= window_end for _, off in note_spans(events)), "the answer is too long"
