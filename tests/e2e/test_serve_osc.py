@@ -39,8 +39,21 @@ def status(client: OscClient) -> dict[str, object]:
     return dict(zip(names, client.request("/musebridge/status", reply="/musebridge/status"), strict=True))
 
 
-def test_mode_change_over_osc_switches_thru_to_transfer(jack_server, midi_client, daemons) -> None:
-    daemon = start(daemons, "--midi-backend", "jack", "--preset", "default", "--clock", "midi",
+THRU_THEN_TRANSPOSE = """\
+name: thru-then-transpose
+meter: "4/4"
+grid: {steps: 4, per: beat}
+models: {transfer: transpose}
+model_options:
+  transpose: {semitones: 12}
+defaults: {mode: thru, phrase_bars: 4}
+"""
+
+
+def test_mode_change_over_osc_switches_thru_to_transfer(jack_server, midi_client, daemons, tmp_path) -> None:
+    preset = tmp_path / "thru-then-transpose.yaml"  # starts in thru; transfer runs the rule model
+    preset.write_text(THRU_THEN_TRANSPOSE, encoding="utf-8")
+    daemon = start(daemons, "--midi-backend", "jack", "--preset", str(preset), "--clock", "midi",
                    env=jack_server.env)
     probe: MidiTestClient = midi_client("probe")
     probe.connect_to("musebridge:in")
