@@ -7,10 +7,10 @@ EVALUATORS maps a model name to "module:function" registering `eval <name>` (lat
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 from pathlib import Path
 
+from musebridge.commands import add_model_subcommands
 from musebridge.errors import UserError
 
 EVALUATORS: dict[str, str] = {
@@ -22,16 +22,7 @@ EVALUATORS: dict[str, str] = {
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("eval", help="measure a trained model (vae, ...) on the test split")
-    models = parser.add_subparsers(dest="eval_model", metavar="MODEL")
-    parser.set_defaults(handler=lambda _args: _help(parser))
-    for target in EVALUATORS.values():
-        module_name, _, function = target.partition(":")
-        getattr(importlib.import_module(module_name), function)(models)
-
-
-def _help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
+    add_model_subcommands(parser, "eval_model", EVALUATORS)
 
 
 def register_vae(models: argparse._SubParsersAction) -> None:

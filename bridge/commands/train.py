@@ -7,13 +7,13 @@ registers `train <name>` on the subparsers it is given (later issues add "transf
 from __future__ import annotations
 
 import argparse
-import importlib
 import shlex
 import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from musebridge.commands import add_model_subcommands
 from musebridge.errors import UserError
 
 TRAINERS: dict[str, str] = {
@@ -27,16 +27,7 @@ DEFAULT_VAE_GENRES = ("folk",)
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="train a model (vae, ...) on the cached dataset")
-    models = parser.add_subparsers(dest="train_model", metavar="MODEL")
-    parser.set_defaults(handler=lambda _args: _help(parser))
-    for target in TRAINERS.values():
-        module_name, _, function = target.partition(":")
-        getattr(importlib.import_module(module_name), function)(models)
-
-
-def _help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
+    add_model_subcommands(parser, "train_model", TRAINERS)
 
 
 PATH_OPTIONS = ("--dataset", "--out-dir", "--export", "--checkpoint", "--json")
