@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable
 
 from musebridge.core.model_protocol import MODES
 
@@ -14,34 +15,26 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 ISOLATIONS = ("auto", "thread", "process")
 
 
-def _tempo(text: str) -> float:
-    try:
-        bpm = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 20.0 <= bpm <= 400.0:
-        raise argparse.ArgumentTypeError(f"tempo must be 20..400 BPM, got {bpm:g}")
-    return bpm
+def _bounded(
+    convert: Callable[[str], float], low: float, high: float, what: str, unit: str = "", noun: str = "number"
+) -> Callable[[str], float]:
+    """An argparse type: `convert(text)` checked to lie in low..high, with a one-line reason if not."""
+
+    def parse(text: str) -> float:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a {noun}: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what} must be {low:g}..{high:g}{unit}, got {value:g}")
+        return value
+
+    return parse
 
 
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 0..65535, got {port}")
-    return port
-
-
-def _switch_interval(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.05 <= value <= 100.0:
-        raise argparse.ArgumentTypeError(f"switch interval must be 0.05..100 ms, got {value:g}")
-    return value
+_tempo = _bounded(float, 20.0, 400.0, "tempo", " BPM")
+_port = _bounded(int, 0, 65535, "port", noun="port number")
+_switch_interval = _bounded(float, 0.05, 100.0, "switch interval", " ms")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
