@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import checkpoint_io
 from .encoding import tones as tone_encoding
 
 ENCODING_NAME = "tones384x3"
@@ -247,20 +248,9 @@ def feature_matching_loss(real_features: torch.Tensor, fake_features: torch.Tens
 
 def checkpoint_dict(model: CRNNGAN, genres: tuple[str, ...] | list[str], extra: dict | None = None) -> dict:
     """What a .pt holds: config, encoding, genres and weights (loadable with weights_only=True)."""
-    return {
-        "model": "crnngan",
-        "config": model.config.to_dict(),
-        "encoding": ENCODING_NAME,
-        "genres": list(genres),
-        "state_dict": model.state_dict(),
-        **(extra or {}),
-    }
+    return checkpoint_io.checkpoint_dict("crnngan", model, ENCODING_NAME, genres, extra)
 
 
 def model_from_checkpoint(checkpoint: dict, device: str | torch.device = "cpu") -> CRNNGAN:
     """Rebuild the model a checkpoint_dict describes, in eval mode."""
-    if checkpoint.get("model") != "crnngan":
-        raise ValueError(f"not a crnngan checkpoint (model={checkpoint.get('model')!r})")
-    model = CRNNGAN(CRNNGANConfig.from_dict(checkpoint["config"]))
-    model.load_state_dict(checkpoint["state_dict"])
-    return model.to(device).eval()
+    return checkpoint_io.rebuild(checkpoint, "crnngan", CRNNGAN, CRNNGANConfig, device)

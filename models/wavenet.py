@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import checkpoint_io
+
 NUM_CLASSES = 90
 ENCODING_NAME = "melody90"
 MAX_STEPS_PER_BAR = 64
@@ -382,20 +384,9 @@ def checkpoint_dict(
     model: MelodyWaveNet, genres: tuple[str, ...] | list[str], extra: dict | None = None
 ) -> dict:
     """What a .pt holds: config, encoding, genres and weights (loadable with weights_only=True)."""
-    return {
-        "model": "wavenet",
-        "config": model.config.to_dict(),
-        "encoding": ENCODING_NAME,
-        "genres": list(genres),
-        "state_dict": model.state_dict(),
-        **(extra or {}),
-    }
+    return checkpoint_io.checkpoint_dict("wavenet", model, ENCODING_NAME, genres, extra)
 
 
 def model_from_checkpoint(checkpoint: dict, device: str | torch.device = "cpu") -> MelodyWaveNet:
     """Rebuild the model a checkpoint_dict describes, in eval mode."""
-    if checkpoint.get("model") != "wavenet":
-        raise ValueError(f"not a wavenet checkpoint (model={checkpoint.get('model')!r})")
-    model = MelodyWaveNet(WaveNetConfig.from_dict(checkpoint["config"]))
-    model.load_state_dict(checkpoint["state_dict"])
-    return model.to(device).eval()
+    return checkpoint_io.rebuild(checkpoint, "wavenet", MelodyWaveNet, WaveNetConfig, device)
