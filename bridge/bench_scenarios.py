@@ -140,6 +140,17 @@ tracks:
 """
 
 
+def _play_through_bridge(probe: JackProbe, bpm: float, bars: int) -> tuple[int, float]:
+    """Loop the probe through the bridge, play MIDI clock and 8th notes for `bars` bars, and wait
+    until the bar after them has passed. Returns (origin frame, frames per beat)."""
+    probe.connect(f"{probe.name}:out_bridge", "musebridge:in")
+    probe.connect("musebridge:out", f"{probe.name}:in_bridge")
+    origin, frames_per_beat = _clock_and_eighths(probe, bpm, bars)
+    probe.wait_until_frame(origin + round((bars + 1.5) * 4 * frames_per_beat), timeout=bars * 10.0)
+    probe.wait_cycles(4)
+    return origin, frames_per_beat
+
+
 def timing_under_load(
     env: dict[str, str], servername: str, *, isolation: str, switch_interval_ms: float, work_ms: float,
     bars: int, bpm: float = 120.0,
@@ -151,11 +162,7 @@ def timing_under_load(
     probe = JackProbe("mbprobe", ("bridge",), servername=servername)
     client = OscClient(daemon.osc_port)
     try:
-        probe.connect(f"{probe.name}:out_bridge", "musebridge:in")
-        probe.connect("musebridge:out", f"{probe.name}:in_bridge")
-        origin, frames_per_beat = _clock_and_eighths(probe, bpm, bars)
-        probe.wait_until_frame(origin + round((bars + 1.5) * 4 * frames_per_beat), timeout=bars * 10.0)
-        probe.wait_cycles(4)
+        origin, frames_per_beat = _play_through_bridge(probe, bpm, bars)
         status = _status(client)
         errors = []
         quarter = frames_per_beat / 4.0  # every output event sits on a 16th
@@ -196,11 +203,7 @@ def late_jobs(env: dict[str, str], servername: str, *, bpm: float, bars: int) ->
     probe = JackProbe("mbprobe", ("bridge",), servername=servername)
     client = OscClient(daemon.osc_port)
     try:
-        probe.connect(f"{probe.name}:out_bridge", "musebridge:in")
-        probe.connect("musebridge:out", f"{probe.name}:in_bridge")
-        origin, frames_per_beat = _clock_and_eighths(probe, bpm, bars)
-        probe.wait_until_frame(origin + round((bars + 1.5) * 4 * frames_per_beat), timeout=bars * 10.0)
-        probe.wait_cycles(4)
+        origin, frames_per_beat = _play_through_bridge(probe, bpm, bars)
         status = _status(client)
         answered_bars = {
             int((frame - origin) // (4 * frames_per_beat))
