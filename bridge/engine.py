@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
 import threading
 import time
 import traceback
@@ -100,7 +101,10 @@ def create_registry_model(name: str, device: str, options: Mapping[str, Any]) ->
 def _child_main(connection: Any, make_model: ModelMaker, device: str) -> None:
     """Loop of the child process: (model, options, request) in, ("ok", phrase) or ("error", text) out.
 
-    A request of None only builds the model (load at start-up) and answers ("ok", None)."""
+    A request of None only builds the model (load at start-up) and answers ("ok", None).
+    Ctrl-C in a terminal reaches the whole process group: the child ignores it and is stopped by the
+    parent's shutdown (None, or the pipe closing), so a Ctrl-C prints no traceback from here."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     models: dict[tuple[str, tuple[tuple[str, Any], ...]], PhraseModel] = {}
     while True:
         try:
