@@ -97,15 +97,8 @@ def daemon() -> Any:
             process.wait(5)
 
 
-def run_device(port: int) -> dict[str, Any]:
-    scenario = {
-        "osc_port": port,
-        "tempo": 120.0,
-        "params": [["osc_port", port], ["mode", 1], ["bars", 1]],
-        "notes": PLAYED,
-        "stop_beat": 12.5,
-        "connect_timeout_s": 15,
-    }
+def run_harness(scenario: dict[str, Any]) -> dict[str, Any]:
+    """Run the device script under node with `scenario` (JSON on stdin); its JSON report."""
     done = subprocess.run(
         [NODE, str(HARNESS)],
         input=json.dumps(scenario),
@@ -116,6 +109,18 @@ def run_device(port: int) -> dict[str, Any]:
     )
     assert done.returncode == 0, f"harness exit {done.returncode}: {done.stderr}\n{done.stdout[-2000:]}"
     return json.loads(done.stdout)
+
+
+def run_device(port: int) -> dict[str, Any]:
+    scenario = {
+        "osc_port": port,
+        "tempo": 120.0,
+        "params": [["osc_port", port], ["mode", 1], ["bars", 1]],
+        "notes": PLAYED,
+        "stop_beat": 12.5,
+        "connect_timeout_s": 15,
+    }
+    return run_harness(scenario)
 
 
 def test_notes_in_answer_out_on_the_song_beats(daemon: int) -> None:
@@ -178,16 +183,7 @@ def test_clip_mode_round_trip_writes_the_answer_into_the_next_empty_slot(daemon:
         "timeout_s": 20,
         "connect_timeout_s": 15,
     }
-    done = subprocess.run(
-        [NODE, str(HARNESS)],
-        input=json.dumps(scenario),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, f"harness exit {done.returncode}: {done.stderr}\n{done.stdout[-2000:]}"
-    result = json.loads(done.stdout)
+    result = run_harness(scenario)
     written = result["tracks"][0]["clip_slots"][1]
     assert written is not None and written["length"] == 4.0
     assert [(n["pitch"], n["start_time"], n["duration"], n["velocity"]) for n in written["notes"]] == [
