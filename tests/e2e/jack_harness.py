@@ -26,7 +26,7 @@ import subprocess
 import tempfile
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -327,6 +327,14 @@ class MidiTestClient:
             self.client.deactivate()
         finally:
             self.client.close()
+
+
+def wire(midi_client: Callable[[str], MidiTestClient]) -> MidiTestClient:
+    """A client "probe" looped around the daemon: probe -> musebridge:in, musebridge:out -> probe."""
+    probe = midi_client("probe")
+    probe.connect_to("musebridge:in")
+    probe.connect_from("musebridge:out")
+    return probe
 
 
 def note_pairs(events: Iterable[ReceivedEvent], status: int = 0x90) -> list[ReceivedEvent]:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from jack_harness import MidiTestClient, ReceivedEvent
+from jack_harness import MidiTestClient, ReceivedEvent, wire
 
 from musebridge.bench_daemon import DaemonProcess, OscClient
 
@@ -38,13 +38,6 @@ def start_daemon(jack_server) -> Iterator:
     yield start
     for daemon in started:
         daemon.stop(timeout=5)
-
-
-def wire(midi_client) -> MidiTestClient:
-    probe = midi_client("probe")
-    probe.connect_to("musebridge:in")
-    probe.connect_from("musebridge:out")
-    return probe
 
 
 def play_clock(probe: MidiTestClient, beats: int, lead_s: float = 0.15) -> int:

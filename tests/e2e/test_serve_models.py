@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 
 import pytest
-from jack_harness import MidiTestClient, ReceivedEvent
+from jack_harness import MidiTestClient, ReceivedEvent, wire
 
 from musebridge.bench_daemon import DaemonProcess, OscClient
 
@@ -47,13 +47,6 @@ def start_daemon(jack_server) -> Iterator[Callable[..., DaemonProcess]]:
     yield start
     for daemon in started:
         daemon.stop(timeout=10)
-
-
-def wire(midi_client) -> MidiTestClient:
-    probe = midi_client("probe")
-    probe.connect_to("musebridge:in")
-    probe.connect_from("musebridge:out")
-    return probe
 
 
 def hello(daemon: DaemonProcess) -> OscClient:
