@@ -189,6 +189,11 @@ class MelodyWaveNet(nn.Module):
         probs = torch.softmax(logits / temperature, dim=-1)
         return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
+    def _with_start(self, call: torch.Tensor) -> torch.Tensor:
+        """The start token, then the call: [B, Tc] -> [B, Tc + 1] (the inputs that predict each step)."""
+        start = torch.full((call.shape[0], 1), self.start_token, dtype=torch.long, device=call.device)
+        return torch.cat([start, call.long()], dim=1)
+
     @torch.inference_mode()
     def generate_naive(
         self,
@@ -205,8 +210,7 @@ class MelodyWaveNet(nn.Module):
         Returns the new tokens [B, steps] (and their logits [B, steps, K] with return_logits)."""
         self._check_generate_args(call, steps_per_bar, genre)
         batch, call_len = call.shape
-        start = torch.full((batch, 1), self.start_token, dtype=torch.long, device=call.device)
-        history = torch.cat([start, call.long()], dim=1)
+        history = self._with_start(call)  # [B, Tc + 1]
         field = self.config.receptive_field
         out, all_logits = [], []
         for _ in range(steps):
@@ -233,8 +237,7 @@ class MelodyWaveNet(nn.Module):
         """A cache holding every layer's past inputs after reading the start token and `call` [B, Tc]."""
         self._check_generate_args(call, steps_per_bar, genre)
         batch, call_len = call.shape
-        start = torch.full((batch, 1), self.start_token, dtype=torch.long, device=call.device)
-        inputs = torch.cat([start, call.long()], dim=1)  # [B, Tc + 1]
+        inputs = self._with_start(call)  # [B, Tc + 1]
         positions = (torch.arange(call_len + 1, device=call.device) % steps_per_bar).expand(batch, -1)
         cache = WaveNetCache(self, batch, call.device, genre, steps_per_bar, position=call_len)
         x = self._inputs(inputs[:, :-1], positions[:, :-1])  # all but the newest input go to the queues
