@@ -2,12 +2,15 @@
 
 Figures (Brunner et al. 2018, section V):
 - classifier accuracy on the real test phrases of both genres;
-- P_A(x): the fraction of phrases x that the classifier assigns to genre A (argmax of its softmax);
+- P_A(x): the fraction of phrases x that the classifier assigns to genre A (argmax of its softmax), as
+  the authors' code counts it (sumuzhao/CycleGAN-Music-Style-Transfer, style_classifier.py,
+  `Classifer.test`: argmax hits of the origin, transfer and cycle phrases over the phrase count);
 - S_A->B = 1/2 [ (P_A(x_A) - P_A(x^_A)) + (P_A(x~_A) - P_A(x^_A)) ] x 100, where x^_A = G_A->B(x_A) is the
   transfer and x~_A = G_B->A(x^_A) its cycle; S_B->A likewise with the roles swapped, and
-  S_tot = (S_A->B + S_B->A) / 2. An identity "transfer" scores 0, a perfect one 100.
-  (The terms follow PAPERS.md's transcription of the paper; change `transfer_strength` if a re-read of
-  the paper says otherwise.)
+  S_tot = (S_A->B + S_B->A) / 2. An identity "transfer" scores 0, a perfect one 100; a transfer toward
+  the source genre scores below 0 (not clipped). Rechecked against every source reachable here (see
+  METRIC_DEFINITION): the terms are PAPERS.md's transcription; the authors' README gives the formula
+  only as an image, and their code produces exactly the three fractions it combines.
 - content kept: the fraction of the input's note onsets (step, pitch) that the transfer keeps as onsets,
   and the fraction of onset steps that still hold an onset at any pitch (rhythm kept), so that a
   "transfer" that replaces the phrase with a stock phrase shows up.
@@ -48,8 +51,28 @@ def content_kept(inputs: np.ndarray, outputs: np.ndarray) -> tuple[float, float]
     return (same / total if total else float("nan"), steps_kept / step_total if step_total else float("nan"))
 
 
+METRIC_DEFINITION = {
+    "P_A(x)": "fraction of the phrases x that the genre classifier assigns to A (argmax), in percent",
+    "S_A->B": (
+        "1/2 [(P_A(x_A) - P_A(x^_A)) + (P_A(x~_A) - P_A(x^_A))], x^_A = G_A->B(x_A), x~_A = G_B->A(x^_A)"
+    ),
+    "S_tot": "(S_A->B + S_B->A) / 2; identity transfer 0, perfect transfer 100",
+    "source": (
+        "Brunner et al. 2018, evaluation with the genre classifier (S_A->B, S_B->A, S_tot; Tables VI-IX); "
+        "formula as transcribed in PAPERS.md. The paper's equation text was not readable here: the "
+        "authors' README gives it as an image; their code (style_classifier.py, Classifer.test) counts "
+        "argmax hits of origin, transfer and cycle phrases, i.e. P is a fraction, not a mean probability"
+    ),
+}
+
+
 def transfer_strength(p_source_real: float, p_source_transfer: float, p_source_cycle: float) -> float:
-    """S (0..100) of one direction from the source-genre fractions of real, transferred and cycled phrases."""
+    """S of one direction (x 100) from the source-genre fractions of real, transferred and cycled phrases.
+
+    S = 1/2 [(P(real) - P(transfer)) + (P(cycle) - P(transfer))] x 100: the transfer should leave the
+    source genre and its cycle come back to it. 0 for an identity, 100 at best; negative when the
+    transfer looks *more* like the source than the input did.
+    """
     return 50.0 * ((p_source_real - p_source_transfer) + (p_source_cycle - p_source_transfer))
 
 
@@ -261,6 +284,7 @@ def _update_card(path: Path, report: TransferReport, args: argparse.Namespace, s
         "onset_steps_kept_percent": {k: round(100 * v, 1) for k, v in report.onset_steps_kept.items()},
         "note_cells_per_phrase": {k: round(v, 1) for k, v in report.note_density.items()},
     }
+    card["metric_definitions"] = dict(METRIC_DEFINITION)
     card["goals"] = {
         "classifier_accuracy_ge_90": bool(report.classifier_accuracy >= 0.90),
         "S_tot_ge_72": bool(report.s_tot >= 72.0),

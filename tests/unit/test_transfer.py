@@ -81,6 +81,33 @@ def test_transfer_strength_extremes() -> None:
     assert transfer_strength(1.0, 0.0, 0.0) == 50.0  # moved but not recoverable
 
 
+def test_transfer_strength_pins_the_papers_formula_on_hand_made_numbers() -> None:
+    # S_A->B = 1/2 [(P_A(x_A) - P_A(x^)) + (P_A(x~_A) - P_A(x^))] x 100 (both terms, each counted once)
+    assert transfer_strength(0.9, 0.3, 0.8) == pytest.approx(55.0)  # 1/2 (0.6 + 0.5)
+    assert transfer_strength(0.8, 0.5, 0.6) == pytest.approx(20.0)  # 1/2 (0.3 + 0.1)
+    # a transfer that moves *toward* the source genre scores below 0 (not clipped)
+    assert transfer_strength(0.5, 0.7, 0.5) == pytest.approx(-20.0)
+    # not the one-term variant (real - transfer) nor a mean of the three fractions
+    assert transfer_strength(0.9, 0.3, 0.5) != pytest.approx(60.0)
+
+
+class LeaningClassifier(GenreClassifier):
+    """Every phrase gets P(genre A) = 0.6: argmax says A for all of them, the mean probability 0.6."""
+
+    def forward(self, roll: torch.Tensor) -> torch.Tensor:
+        logit = float(np.log(0.6 / 0.4))
+        return torch.tensor([[logit, 0.0]]).expand(roll.shape[0], 2)
+
+
+def test_p_source_is_the_fraction_classified_as_the_source_not_a_mean_probability() -> None:
+    low, high = low_and_high_rolls()
+    report = evaluate(rigged(Identity(), Identity()), LeaningClassifier(), ("low", "high"), low, high)
+    # as the official code counts argmax hits: all A phrases count as A (1.0, not 0.6), no B phrase as B
+    assert report.p_source["low->high"] == {"real": 1.0, "transfer": 1.0, "cycle": 1.0}
+    assert report.p_source["high->low"] == {"real": 0.0, "transfer": 0.0, "cycle": 0.0}
+    assert report.classifier_accuracy == 0.5
+
+
 def low_and_high_rolls() -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
     low = np.zeros((6, 64, 84), dtype=np.uint8)
