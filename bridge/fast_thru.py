@@ -79,9 +79,9 @@ class FastThru:
 
 
 def held_back_controls(conductor: Any) -> frozenset[int]:
-    """Control changes the conductor may consume instead of passing through (continue's end-call CC)."""
-    cc = conductor.preset.continuation.end_call_cc
-    return frozenset() if cc is None else frozenset({cc})
+    """Control changes the conductor may consume instead of passing through (the CCs of the preset's
+    continue section: end call, loop, mutate, temperature, answer length)."""
+    return frozenset(conductor.preset.continuation.cc_roles())
 
 
 def thru_routes(conductor: Any, seen: set[int]) -> dict[int, int]:

@@ -33,7 +33,12 @@ Schema (every key optional; defaults shown):
       silent_bars: 1             #   a call ends after this many silent bars, 1..16
       max_call_bars: 8           #   ... or after this many bars, 1..64
       answer_bars: 0             #   answer length in bars; 0 = as long as the call
-      end_call_cc: null          #   a CC number 0..127 (value >= 64) that ends the call, or null
+      loop: false                #   start with the loop on: the last answer repeats until a new call
+      end_call_cc: null          #   CC numbers 0..127 (or null) on the track's channel, consumed in
+      loop_cc: null              #   continue mode: end_call (value >= 64 ends the call), loop (>= 64
+      mutate_cc: null            #   on, < 64 off), mutate (a press to >= 64: a new answer from the
+      temperature_cc: null       #   last one), temperature (0..127 -> 0.1..2.0) and answer_bars
+      answer_bars_cc: null       #   (0..127 -> 0..16 bars; 0 = as long as the call); each CC one role
     defaults:                    # every track's settings ...
       mode: thru                 #   thru | transfer | continue | interpolate | sample
       phrase_bars: 4             #   1..64
@@ -93,7 +98,33 @@ class ContinueSettings:
     silent_bars: int = 1
     max_call_bars: int = 8
     answer_bars: int = 0  # 0 = as long as the call
+    loop: bool = False
     end_call_cc: int | None = None
+    loop_cc: int | None = None
+    mutate_cc: int | None = None
+    temperature_cc: int | None = None
+    answer_bars_cc: int | None = None
+
+    def cc_roles(self) -> dict[int, str]:
+        """Mapped control numbers -> role (end_call | loop | mutate | temperature | answer_bars)."""
+        roles = {role: getattr(self, f"{role}_cc") for role in CC_ROLES}
+        return {cc: role for role, cc in roles.items() if cc is not None}
+
+
+CC_ROLES = ("end_call", "loop", "mutate", "temperature", "answer_bars")
+CC_TEMPERATURE_RANGE = (0.1, 2.0)  # temperature CC: value 0 -> 0.1, 127 -> 2.0, linear
+CC_MAX_ANSWER_BARS = 16  # answer_bars CC: value 0 -> 0 (as long as the call), 127 -> 16 bars
+
+
+def temperature_from_cc(value: int) -> float:
+    """A temperature CC value 0..127 -> temperature 0.1..2.0 (linear)."""
+    low, high = CC_TEMPERATURE_RANGE
+    return low + (high - low) * min(127, max(0, value)) / 127.0
+
+
+def answer_bars_from_cc(value: int) -> int:
+    """An answer-length CC value 0..127 -> 0..16 bars (0: as long as the call)."""
+    return round(min(127, max(0, value)) * CC_MAX_ANSWER_BARS / 127.0)
 
 
 def _frozen(mapping: Mapping[Any, Any]) -> Mapping[Any, Any]:
@@ -248,6 +279,29 @@ def _track(r: _Reader, value: Any, path: str, base: TrackSettings, genres: tuple
     return settings
 
 
+def _continuation(r: _Reader, value: Any) -> ContinueSettings:
+    cc_keys = tuple(f"{role}_cc" for role in CC_ROLES)
+    cont = r.mapping(value, "continue", ("silent_bars", "max_call_bars", "answer_bars", "loop", *cc_keys))
+    ccs: dict[str, int | None] = {}
+    owner: dict[int, str] = {}
+    for key in cc_keys:
+        raw = cont.get(key)
+        cc = None if raw is None else r.integer(raw, f"continue.{key}", 0, 127)
+        if cc is not None and cc in owner:
+            problem = f"CC {cc} is already continue.{owner[cc]}; give each role its own CC"
+            raise r.fail(f"continue.{key}", problem)
+        if cc is not None:
+            owner[cc] = key
+        ccs[key] = cc
+    return ContinueSettings(
+        silent_bars=r.integer(cont.get("silent_bars", 1), "continue.silent_bars", 1, 16),
+        max_call_bars=r.integer(cont.get("max_call_bars", 8), "continue.max_call_bars", 1, 64),
+        answer_bars=r.integer(cont.get("answer_bars", 0), "continue.answer_bars", 0, 64),
+        loop=r.boolean(cont.get("loop", False), "continue.loop"),
+        **ccs,  # type: ignore[arg-type]
+    )
+
+
 def parse_preset(data: Any, source: str, default_name: str = "preset") -> Preset:
     """Validate a parsed YAML document into a Preset; PresetError names `source` and the key path."""
     r = _Reader(source)
@@ -293,16 +347,7 @@ def parse_preset(data: Any, source: str, default_name: str = "preset") -> Preset
     if "transpose" in options and "semitones" in options["transpose"]:
         r.integer(options["transpose"]["semitones"], "model_options.transpose.semitones", -127, 127)
     kw["model_options"] = _frozen(options)
-    cont = r.mapping(
-        top.get("continue"), "continue", ("silent_bars", "max_call_bars", "answer_bars", "end_call_cc")
-    )
-    cc = cont.get("end_call_cc")
-    kw["continuation"] = ContinueSettings(
-        silent_bars=r.integer(cont.get("silent_bars", 1), "continue.silent_bars", 1, 16),
-        max_call_bars=r.integer(cont.get("max_call_bars", 8), "continue.max_call_bars", 1, 64),
-        answer_bars=r.integer(cont.get("answer_bars", 0), "continue.answer_bars", 0, 64),
-        end_call_cc=None if cc is None else r.integer(cc, "continue.end_call_cc", 0, 127),
-    )
+    kw["continuation"] = _continuation(r, top.get("continue"))
     echo = r.boolean(top["echo_input"], "echo_input") if "echo_input" in top else False
     defaults = _track(r, top.get("defaults"), "defaults", TrackSettings(echo_input=echo), genres)
     kw["defaults"] = defaults

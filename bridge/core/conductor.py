@@ -42,6 +42,7 @@ from musebridge.core.actions import (
 )
 from musebridge.core.bars import BarGrid
 from musebridge.core.clock import ClockSelector
+from musebridge.core.conductor_continue import ContinueControl
 from musebridge.core.conductor_osc import OSC_HANDLERS, OscControl, Sender
 from musebridge.core.model_protocol import ModelRequest
 from musebridge.core.music import Meter, Phrase
@@ -98,9 +99,10 @@ class _Pending:
     generation: int
     reply_to: Sender | None  # clip jobs answer with /musebridge/out/clip to this target
     clip_length: float = 0.0
+    follow_up: bool = False  # a mutation: its answer does not hold off the next call
 
 
-class Conductor(OscControl):
+class Conductor(OscControl, ContinueControl):
     """Single owner of state; every method takes the time and returns actions (see module doc).
 
     clock: auto|internal|midi|osc (None: the preset's); tempo: the internal clock's BPM (None: the
@@ -185,11 +187,9 @@ class Conductor(OscControl):
         ts.source, ts.in_channel = "midi", msg.channel
         out: list[Action] = []
         if isinstance(msg, mb.ControlChange):
-            cc = self._preset.continuation.end_call_cc
-            if ts.mode == "continue" and cc is not None and msg.control == cc:
-                if msg.value >= 64:
-                    out += self._end_call(ts, time)
-                return out
+            consumed = self._continue_cc(ts, msg, time)
+            if consumed is not None:
+                return consumed + self._states(time)
         forward = ts.mode == "thru" or ts.settings.echo_input
         if isinstance(msg, mb.NoteOff):
             # A note that went out thru gets its off on the same channel, whatever the mode is now.
@@ -257,7 +257,7 @@ class Conductor(OscControl):
             return [SendOsc("/musebridge/error", (reason, where), t) for t in target] + self._states(time)
         if pending.reply_to is not None:
             return [self._clip_reply(job.track, phrase, pending)]
-        return self._land(ts, job, phrase, time) + self._states(time)
+        return self._play_answer(ts, phrase, job.land_beat, time, pending.follow_up) + self._states(time)
 
     def tick(self, time: float) -> list[Action]:
         """Advance the clock to `time`: cross dispatch points, submit jobs, report state changes."""
@@ -334,6 +334,7 @@ class Conductor(OscControl):
         ts = self._tracks.get(track)
         if ts is None:
             ts = new_track(track, self._preset.track(track), self._grid, self._step_of)
+            ts.loop = self._preset.continuation.loop
             if self._bar is not None:
                 ts.phrase_start = self._grid.bar_start(self._bar)
             self._tracks[track] = ts
@@ -490,10 +491,17 @@ class Conductor(OscControl):
             plan = ts.on_bar_end(bar, self._grid, self._preset.continuation)
             if plan is not None:
                 out.append(self._submit(ts, plan))
+            else:
+                out += self._loop_repeat(ts, bar, time)
         return out
 
     def _submit(
-        self, ts: TrackState, plan: JobPlan, reply_to: Sender | None = None, clip_length: float = 0.0
+        self,
+        ts: TrackState,
+        plan: JobPlan,
+        reply_to: Sender | None = None,
+        clip_length: float = 0.0,
+        follow_up: bool = False,
     ) -> SubmitJob:
         job_id = self._next_job_id
         self._next_job_id += 1
@@ -509,25 +517,22 @@ class Conductor(OscControl):
             seed=job_id,
         )
         job = Job(job_id, ts.track, self._model_for(plan.mode), request, plan.deadline_beat, plan.land_beat)
-        self._jobs[job_id] = _Pending(job, ts.generation, reply_to, clip_length)
+        self._jobs[job_id] = _Pending(job, ts.generation, reply_to, clip_length, follow_up)
         if reply_to is None:  # clip jobs are offline: they do not hold up the track's live state
             ts.jobs.add(job_id)
         return SubmitJob(job)
 
-    def _end_call(self, ts: TrackState, time: float) -> list[Action]:
-        if not self._map.playing or self._bar is None:
-            return []
-        beat = self._map.beat_at(time)
-        plan = ts.end_call(beat, self._lead(self._grid.bar_at(beat)), self._grid, self._preset.continuation)
-        return [self._submit(ts, plan)] if plan is not None else []
-
-    def _land(self, ts: TrackState, job: Job, phrase: Phrase, time: float) -> list[Action]:
-        """Schedule a result on its land beat, or whole bars later when it came too late."""
+    def _play_answer(
+        self, ts: TrackState, phrase: Phrase, land_beat: float, time: float, follow_up: bool = False
+    ) -> list[Action]:
+        """Schedule an answer on `land_beat`, or whole bars later when it came too late. In continue
+        mode it becomes the track's last answer; a first answer (not a follow-up: a loop repetition
+        or a mutation) holds off the next call until it ends."""
         if not self._map.playing:
             self.stale += 1
             return []
         grid = self._grid
-        land = job.land_beat
+        land = land_beat
         earliest = self._map.beat_at(time) + self._safety_beats()
         if land < earliest - _EPS:
             bar = grid.bar_at(land)
@@ -541,7 +546,9 @@ class Conductor(OscControl):
         ts.answer_start = land
         ts.answer_end = max(grid.bar_start(land_bar + answer.bars), land)
         if ts.mode == "continue":
-            ts.busy_until = ts.answer_end
+            ts.last_answer = answer
+            if not follow_up:
+                ts.busy_until = ts.answer_end
         to_midi, to_osc = self._routes(ts)
         out: list[Action] = []
         if to_midi:

@@ -175,10 +175,32 @@ class OscControl:
         return self._states(time)
 
     def _osc_end_call(self, args: tuple, sender: Sender, time: float) -> list[Action]:
-        ts = self._get_track(int(args[0]))
+        ts = self._continue_track(int(args[0]))
+        return self._end_call(ts, time) + self._states(time)
+
+    def _osc_loop(self, args: tuple, sender: Sender, time: float) -> list[Action]:
+        ts = self._continue_track(int(args[0]))
+        on = int(args[1])
+        if on not in (0, 1):
+            raise ValueError(f"loop must be 0 or 1, got {on}")
+        return self._set_loop(ts, bool(on), time)
+
+    def _osc_mutate(self, args: tuple, sender: Sender, time: float) -> list[Action]:
+        ts = self._continue_track(int(args[0]))
+        if ts.last_answer is None:
+            raise ValueError(f"track {ts.track} has no answer to mutate yet")
+        if not self._map.playing:
+            raise ValueError("the transport is stopped")
+        out = self._mutate(ts, time)
+        if not out:
+            raise ValueError(f"track {ts.track} is busy (a call is being played or an answer computed)")
+        return out
+
+    def _continue_track(self, track: int) -> TrackState:
+        ts = self._get_track(track)
         if ts.mode != "continue":
             raise ValueError(f"track {ts.track} is in {ts.mode} mode, not continue")
-        return self._end_call(ts, time) + self._states(time)
+        return ts
 
     def _osc_tempo(self, args: tuple, sender: Sender, time: float) -> list[Action]:
         bpm = float(args[0])
@@ -208,6 +230,7 @@ class OscControl:
         for track_id in set(self._tracks) | set(preset.tracks):
             ts = self._get_track(track_id)
             ts.settings = preset.track(track_id)
+            ts.loop = preset.continuation.loop
             ts.reset_progress()
             if self._bar is not None:
                 ts.phrase_start = self._grid.bar_start(self._bar)
@@ -231,6 +254,8 @@ OSC_HANDLERS: dict[str, Callable[[Any, tuple, Sender, float], list[Action]]] = {
     "/musebridge/capture": OscControl._osc_capture,
     "/musebridge/position": OscControl._osc_position,
     "/musebridge/end_call": OscControl._osc_end_call,
+    "/musebridge/loop": OscControl._osc_loop,
+    "/musebridge/mutate": OscControl._osc_mutate,
     "/musebridge/tempo": OscControl._osc_tempo,
     "/musebridge/preset": OscControl._osc_preset,
     "/musebridge/panic": OscControl._osc_panic,

@@ -10,7 +10,10 @@ Modes:
 - continue: a call starts with its first note; it ends on `silent_bars` silent bars, on end_call
   (OSC or a CC mapped in the preset) or after `max_call_bars`; the answer starts on the next bar
   and lasts the track's `answer_bars` (set by /musebridge/bars in continue mode), else the preset's
-  continue.answer_bars, else (0) the call's length. Input during thinking/answering is ignored.
+  continue.answer_bars, else (0) the call's length. Input during thinking and during the first
+  answer is ignored. With the loop on, the last answer repeats from where it ends, bar-aligned,
+  until a new call is played (input during a repetition is a call) or the loop is switched off;
+  mutate asks the model for a new answer primed with the last one, which then replaces it.
 - interpolate: with clips A and B present, each phrase boundary decodes the current position
   -> plays on the next phrase.
 - sample: a new phrase each phrase.
@@ -29,7 +32,7 @@ from musebridge.core.music import Meter, Phrase
 from musebridge.presets import ContinueSettings, TrackSettings
 
 _EPS = 1e-9
-STATES = ("idle", "listening", "capturing_a", "capturing_b", "thinking", "answering")
+STATES = ("idle", "listening", "capturing_a", "capturing_b", "thinking", "answering", "looping")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,9 @@ class TrackState:
     busy_until: float = -math.inf  # continue: input is ignored before this beat (thinking/answering)
     answer_start: float = -math.inf  # beat where the scheduled answer starts
     answer_end: float = -math.inf  # beat where the scheduled answer ends
+    loop: bool = False  # continue: repeat the last answer until a new call
+    last_answer: Phrase | None = None  # continue: the last answer landed (relative to its downbeat)
+    mutate_held: bool = False  # continue: the mutate CC is down (a press triggers once)
     jobs: set[int] = field(default_factory=set)
     generation: int = 0  # bumped when in-flight results become stale (mode change, stop, panic)
     state: str = ""  # last state reported
@@ -113,7 +119,7 @@ class TrackState:
         if self.jobs or beat < self.answer_start - _EPS:
             return "thinking"
         if beat < self.answer_end - _EPS:
-            return "answering"
+            return "looping" if self.loop and self.mode == "continue" else "answering"
         if self.mode == "interpolate" and (self.clip_a is None or self.clip_b is None):
             return "idle"
         return "listening"
@@ -244,10 +250,50 @@ class TrackState:
             if first is None:
                 return None
             self.call_start_bar = grid.bar_at(first)
-        land_bar = grid.bar_at(beat + lead)
-        if grid.bar_start(land_bar) < beat + lead - _EPS:
-            land_bar += 1
+        land_bar = next_bar_line(beat, lead, grid)
         return self._answer(land_bar, land_bar, grid, cont)
+
+    def _between_calls(self) -> bool:
+        """Continue mode with an answer to reuse, no job in flight and no call being played."""
+        return (
+            self.mode == "continue"
+            and self.last_answer is not None
+            and not self.jobs
+            and self.call_start_bar is None
+        )
+
+    def loop_due(self, bar: int, grid: BarGrid) -> bool:
+        """Bar `bar` is final: True when the loop plays the last answer again from the bar line ahead
+        (the playing answer ends there and no new call has started)."""
+        return self.loop and self._between_calls() and abs(self.answer_end - grid.bar_end(bar)) <= _EPS
+
+    def loop_start_beat(self, beat: float, lead: float, grid: BarGrid) -> float | None:
+        """The loop was just switched on: the bar line where the last answer starts again, or None
+        when an answer still plays (it repeats from its end) or there is nothing to repeat."""
+        if not self._between_calls() or self.answer_end > beat + lead + _EPS:
+            return None  # nothing to repeat, or the playing answer's end is still ahead (loop_due)
+        return grid.bar_start(next_bar_line(beat, lead, grid))
+
+    def mutation(self, beat: float, lead: float, grid: BarGrid, cont: ContinueSettings) -> JobPlan | None:
+        """Mutate: a continue job primed with the last answer, landing where the playing answer ends
+        (else on the next bar line); None when there is no answer yet, a job is in flight or a call
+        is being played."""
+        if not self._between_calls():
+            return None
+        assert self.last_answer is not None
+        land = grid.bar_start(next_bar_line(beat, lead, grid))
+        if self.answer_end > land + _EPS:
+            land = self.answer_end
+        bars = self.answer_bars or cont.answer_bars or self.last_answer.bars
+        return self._plan("continue", self.last_answer, bars, land)
+
+
+def next_bar_line(beat: float, lead: float, grid: BarGrid) -> int:
+    """The first bar that starts at or after `beat + lead` (an answer needs `lead` to be computed)."""
+    land_bar = grid.bar_at(beat + lead)
+    if grid.bar_start(land_bar) < beat + lead - _EPS:
+        land_bar += 1
+    return land_bar
 
 
 def new_track(

@@ -344,3 +344,53 @@ def test_continue_answers_after_the_silent_bar(start_daemon, midi_client) -> Non
     assert_every_note_closed(events)
     assert_clean(daemon)
     client.close()
+
+
+def send_cc(probe: MidiTestClient, origin: int, control: int, value: int, beat: float) -> None:
+    """A control change on MIDI channel 1 on the frame of `beat`."""
+    probe.send_at_frame([0xB0, control, value], origin + round(beat * BEAT_FRAMES))
+
+
+def answer_pattern(
+    ons: list[ReceivedEvent], origin: int, start: float, beats: float
+) -> list[tuple[int, int]]:
+    """(pitch, 16th step after `start`) of the note-ons in [start, start + beats)."""
+    early = EARLY_FRAMES / BEAT_FRAMES
+    inside = [e for e in ons if start - early <= beat_of(e, origin) < start + beats - 0.125]
+    return [(e.data[1], round((beat_of(e, origin) - start) * 4)) for e in inside]
+
+
+def test_continue_steered_by_ccs_ends_the_call_and_loops_the_answer(start_daemon, midi_client) -> None:
+    """The preset's CCs: answer length 1 bar (CC 16), loop on (CC 80), the call ended by the sustain
+    pedal (CC 64) before any silent bar; the answer then repeats bar-aligned until the loop is off."""
+    daemon = start_daemon("--preset", "call-and-response")
+    probe = wire(midi_client)
+    client = hello(daemon)
+    origin, ticks = play_clock(probe, beats=22.25)
+    send_cc(probe, origin, 16, 8, 0.25)  # answer length: 8 * 16 / 127 -> 1 bar
+    send_cc(probe, origin, 80, 127, 0.5)  # loop on
+    play_notes(probe, origin, CALL[:8])  # bar 0
+    send_cc(probe, origin, 64, 127, 3.5)  # the call is over: the answer lands on bar 1 (beat 4)
+    send_cc(probe, origin, 64, 0, 3.75)
+    send_cc(probe, origin, 80, 0, 13.0)  # loop off during the third playing (beats 12..16)
+    wait_for_state_sequence(client, ["listening", "thinking", "looping", "listening"], timeout=30.0)
+    wait_for_beat(probe, origin, 22.5)
+    probe.wait_cycles(4)
+    events = list(probe.received)
+    lost = lost_ticks(client, ticks)
+    late = int(status(client)["late"])
+    loops = [args for address, args in client.received if address == "/musebridge/loop"]
+    assert loops == [(1, 1), (1, 0)], loops
+    assert not [e for e in events if e.data[0] & 0xF0 == 0xB0 and e.data[1] in (16, 64, 80)], "CCs echoed"
+    ons = note_ons(events)
+    assert ons, "no answer received"
+    assert late <= 1, f"{late} late"
+    first = 4.0 + late * BAR_BEATS  # a late answer moves by whole bars; its repetitions follow it
+    plays = [answer_pattern(ons, origin, first + k * BAR_BEATS, BAR_BEATS) for k in range(3 - late)]
+    assert plays[0], f"the answer's bar is empty: {[round(beat_of(e, origin), 3) for e in ons]}"
+    assert all(p == plays[0] for p in plays), plays  # the same bar, repeated
+    assert_in_window(ons, origin, first, (3 - late) * BAR_BEATS, range(0, 1), lost)  # nothing after 16
+    assert_on_grid(ons, origin, lost)
+    assert_every_note_closed(events)
+    assert_clean(daemon)
+    client.close()
