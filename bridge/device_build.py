@@ -49,6 +49,8 @@ KNOWN_ARITY: dict[str, tuple[int, int]] = {
     "live.numbox": (1, 2),
     "live.text": (1, 2),
     "live.tab": (1, 3),
+    "live.toggle": (1, 1),
+    "live.button": (1, 1),
     "comment": (1, 0),
     "live.comment": (1, 0),
     "message": (2, 1),
@@ -75,6 +77,8 @@ REQUIRED_PARAMETERS = (
     "Generate to Clip",
     "OSC Port",
     "Panic",
+    "Loop",
+    "Mutate",
 )
 
 

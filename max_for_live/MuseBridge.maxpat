@@ -12,7 +12,7 @@
 		"rect": [
 			100.0,
 			100.0,
-			1900.0,
+			2150.0,
 			560.0
 		],
 		"openrect": [
@@ -141,7 +141,7 @@
 					"id": "obj-js",
 					"maxclass": "newobj",
 					"numinlets": 1,
-					"numoutlets": 4,
+					"numoutlets": 5,
 					"patching_rect": [
 						30.0,
 						400.0,
@@ -150,6 +150,7 @@
 					],
 					"text": "js musebridge.js",
 					"outlettype": [
+						"",
 						"",
 						"",
 						"",
@@ -1070,12 +1071,181 @@
 			},
 			{
 				"box": {
+					"id": "obj-loop",
+					"maxclass": "live.toggle",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"parameter_enable": 1,
+					"patching_rect": [
+						1770.0,
+						100.0,
+						15.0,
+						15.0
+					],
+					"presentation": 1,
+					"presentation_rect": [
+						212.0,
+						68.0,
+						15.0,
+						15.0
+					],
+					"saved_attribute_attributes": {
+						"valueof": {
+							"parameter_longname": "Loop",
+							"parameter_shortname": "Loop",
+							"parameter_enum": [
+								"off",
+								"on"
+							],
+							"parameter_type": 2,
+							"parameter_mmax": 1,
+							"parameter_initial_enable": 1,
+							"parameter_initial": [
+								0
+							],
+							"parameter_info": "Continue mode: repeat the last answer, bar-aligned, until you play a new call.",
+							"parameter_annotation_name": "Loop"
+						}
+					},
+					"varname": "Loop",
+					"annotation": "Continue mode: repeat the last answer, bar-aligned, until you play a new call.",
+					"annotation_name": "Loop"
+				}
+			},
+			{
+				"box": {
+					"id": "obj-prepend-loop",
+					"maxclass": "newobj",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"patching_rect": [
+						1770.0,
+						200.0,
+						100.0,
+						22.0
+					],
+					"text": "prepend loop",
+					"outlettype": [
+						""
+					]
+				}
+			},
+			{
+				"box": {
+					"id": "obj-label-loop",
+					"maxclass": "comment",
+					"numinlets": 1,
+					"numoutlets": 0,
+					"patching_rect": [
+						1790.0,
+						100.0,
+						40.0,
+						20.0
+					],
+					"presentation": 1,
+					"presentation_rect": [
+						228.0,
+						66.0,
+						40.0,
+						18.0
+					],
+					"text": "Loop"
+				}
+			},
+			{
+				"box": {
+					"id": "obj-mutate",
+					"maxclass": "live.button",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"parameter_enable": 1,
+					"patching_rect": [
+						1880.0,
+						100.0,
+						15.0,
+						15.0
+					],
+					"presentation": 1,
+					"presentation_rect": [
+						212.0,
+						88.0,
+						15.0,
+						15.0
+					],
+					"saved_attribute_attributes": {
+						"valueof": {
+							"parameter_longname": "Mutate",
+							"parameter_shortname": "Mutate",
+							"parameter_enum": [
+								"off",
+								"on"
+							],
+							"parameter_type": 2,
+							"parameter_mmax": 1,
+							"parameter_initial_enable": 0,
+							"parameter_info": "Continue mode: a new answer made from the last one (lands where the playing answer ends).",
+							"parameter_annotation_name": "Mutate"
+						}
+					},
+					"varname": "Mutate",
+					"annotation": "Continue mode: a new answer made from the last one (lands where the playing answer ends).",
+					"annotation_name": "Mutate"
+				}
+			},
+			{
+				"box": {
+					"id": "obj-prepend-mutate",
+					"maxclass": "newobj",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"patching_rect": [
+						1880.0,
+						200.0,
+						100.0,
+						22.0
+					],
+					"text": "prepend mutate",
+					"outlettype": [
+						""
+					]
+				}
+			},
+			{
+				"box": {
+					"id": "obj-label-mutate",
+					"maxclass": "comment",
+					"numinlets": 1,
+					"numoutlets": 0,
+					"patching_rect": [
+						1900.0,
+						100.0,
+						40.0,
+						20.0
+					],
+					"presentation": 1,
+					"presentation_rect": [
+						228.0,
+						86.0,
+						40.0,
+						18.0
+					],
+					"text": "Mutate"
+				}
+			},
+			{
+				"box": {
 					"id": "obj-label-mode",
 					"maxclass": "comment",
 					"numinlets": 1,
 					"numoutlets": 0,
 					"patching_rect": [
-						1770.0,
+						1990.0,
 						300.0,
 						120.0,
 						20.0
@@ -1097,7 +1267,7 @@
 					"numinlets": 1,
 					"numoutlets": 0,
 					"patching_rect": [
-						1900.0,
+						2120.0,
 						300.0,
 						120.0,
 						20.0
@@ -1605,6 +1775,66 @@
 						0
 					]
 				}
+			},
+			{
+				"patchline": {
+					"destination": [
+						"obj-prepend-loop",
+						0
+					],
+					"source": [
+						"obj-loop",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"destination": [
+						"obj-js",
+						0
+					],
+					"source": [
+						"obj-prepend-loop",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"destination": [
+						"obj-loop",
+						0
+					],
+					"source": [
+						"obj-js",
+						4
+					]
+				}
+			},
+			{
+				"patchline": {
+					"destination": [
+						"obj-prepend-mutate",
+						0
+					],
+					"source": [
+						"obj-mutate",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"destination": [
+						"obj-js",
+						0
+					],
+					"source": [
+						"obj-prepend-mutate",
+						0
+					]
+				}
 			}
 		],
 		"parameters": {
@@ -1668,6 +1898,16 @@
 				"Track",
 				0
 			],
+			"obj-loop": [
+				"Loop",
+				"Loop",
+				0
+			],
+			"obj-mutate": [
+				"Mutate",
+				"Mutate",
+				0
+			],
 			"parameterbanks": {
 				"0": {
 					"index": 0,
@@ -1681,6 +1921,20 @@
 						"Capture A",
 						"Capture B",
 						"Generate to Clip"
+					]
+				},
+				"1": {
+					"index": 1,
+					"name": "Call and Response",
+					"parameters": [
+						"Loop",
+						"Mutate",
+						"-",
+						"-",
+						"-",
+						"-",
+						"-",
+						"-"
 					]
 				}
 			},
