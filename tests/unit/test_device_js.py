@@ -426,3 +426,101 @@ def test_the_device_script_is_es5_for_max_js() -> None:
     code = re.sub(r"\"(?:\\.|[^\"\\])*\"|//[^\n]*", '""', source)  # strings and comments out
     for token in (r"\blet\s", r"\bconst\s", r"=>", r"`", r"\bclass\s", r"\.\.\.", r"\bof\s"):
         assert not re.search(token, code), f"ES2015+ syntax {token!r} in musebridge.js (Max's js is ES5)"
+
+
+CONTINUE = 2  # index of continue in the Mode menu
+
+
+def status_lines(result: dict[str, Any]) -> list[str]:
+    return [e["args"][1] for e in result["log"] if e["kind"] == "outlet" and e["outlet"] == 3]
+
+
+def toggle_sets(result: dict[str, Any]) -> list[list[Any]]:
+    """Messages to the Loop toggle (outlet 4)."""
+    return [e["args"] for e in result["log"] if e["kind"] == "outlet" and e["outlet"] == 4]
+
+
+def test_the_loop_toggle_sends_its_state_in_continue_mode() -> None:
+    result = run([*CONNECT, send("mode", CONTINUE), send("loop", 1), send("loop", 0), send("loop", 1)])
+    assert osc(result, "/musebridge/loop") == [
+        ["/musebridge/loop", 0, 0],  # entering continue mode: the toggle's state
+        ["/musebridge/loop", 0, 1],
+        ["/musebridge/loop", 0, 0],
+        ["/musebridge/loop", 0, 1],
+    ]
+    assert [m[0] for m in osc(result)[-3:]] == ["/musebridge/loop"] * 3
+    check_all_sent(result)
+
+
+def test_loop_feedback_moves_the_toggle_without_echo() -> None:
+    steps = [*CONNECT, send("mode", CONTINUE), send("loop", 1)]
+    steps += [send("/musebridge/loop", 0, 0)]  # switched off by its CC, say
+    steps += [send("loop", 0)]  # Live echoing the toggle's new value: not sent back
+    steps += [send("/musebridge/loop", 1, 1)]  # another track's loop: not ours
+    steps += [send("/musebridge/loop", 0, 1), send("loop", 1)]
+    result = run(steps)
+    assert toggle_sets(result) == [["set", 0], ["set", 1]]
+    assert osc(result, "/musebridge/loop") == [["/musebridge/loop", 0, 0], ["/musebridge/loop", 0, 1]]
+    assert not [p for p in posts(result) if "unknown message" in p]
+    # after the feedback a real change of the toggle is sent again
+    later = run([*steps, send("loop", 0)])
+    assert osc(later, "/musebridge/loop")[-1] == ["/musebridge/loop", 0, 0]
+
+
+def test_loop_is_resent_on_reconnect_in_continue_mode_only() -> None:
+    lost = [POLL, POLL, POLL, POLL]  # no answer: the device counts as disconnected and says hello again
+    looping = run(
+        [*CONNECT, send("mode", CONTINUE), send("loop", 1), *lost, send("/musebridge/welcome", "0.1.0")]
+    )
+    sent = [m[0] for m in osc(looping)]
+    after = sent[sent.index("/musebridge/hello", sent.index("/musebridge/loop")) :]
+    assert after.index("/musebridge/mode") < after.index("/musebridge/loop")
+    assert osc(looping, "/musebridge/loop")[-1] == ["/musebridge/loop", 0, 1]
+    transfer = run([*CONNECT, send("mode", 1), send("loop", 1), *lost, send("/musebridge/welcome", "0.1.0")])
+    assert osc(transfer, "/musebridge/loop") == []
+    check_all_sent(looping)
+
+
+def test_outside_continue_mode_loop_is_kept_and_mutate_is_not_sent() -> None:
+    steps = [*CONNECT, send("mode", 1), send("loop", 1), send("mutate", "bang")]
+    result = run(steps)
+    assert osc(result, "/musebridge/loop") == [] and osc(result, "/musebridge/mutate") == []
+    lines = status_lines(result)
+    assert any("Loop on: acts in continue mode" in line for line in lines)
+    assert lines[-1].endswith("Mutate acts in continue mode only")
+    switched = run([*steps, send("mode", CONTINUE)])
+    assert [m for m in osc(switched) if m[0] in ("/musebridge/mode", "/musebridge/loop")][-2:] == [
+        ["/musebridge/mode", 0, "continue"],
+        ["/musebridge/loop", 0, 1],  # the kept state follows the mode
+    ]
+    status = send("/musebridge/status", "transfer", "osc", 120.0, 0, 0.0, "transpose", 0, 0, 1.0, 0)
+    faded = run([*steps, *[POLL, status] * 6])
+    assert status_lines(faded)[-1] == "connected | transfer | transpose | 1 ms"
+
+
+def test_mutate_sends_on_a_press_only_when_connected() -> None:
+    result = run(
+        [*CONNECT, send("mode", CONTINUE), send("mutate", "bang"), send("mutate", 0), send("mutate", 1)]
+    )
+    assert osc(result, "/musebridge/mutate") == [["/musebridge/mutate", 0], ["/musebridge/mutate", 0]]
+    check_all_sent(result)
+    offline = run([send("init"), send("mode", CONTINUE), send("mutate", "bang")])
+    assert osc(offline, "/musebridge/mutate") == []
+    assert status_lines(offline)[-1] == "mutate needs the daemon: start `musebridge serve`"
+    refused = run(
+        [
+            *CONNECT,
+            send("mode", CONTINUE),
+            send("mutate", "bang"),
+            send("/musebridge/error", "track 0 has no answer to mutate yet", "/musebridge/mutate"),
+        ]
+    )
+    assert status_lines(refused)[-1] == "connected | continue | error: track 0 has no answer to mutate yet"
+
+
+def test_the_looping_state_shows_on_the_status_line() -> None:
+    status = send("/musebridge/status", "continue", "osc", 120.0, 1, 8.0, "wavenet", 0, 0, 40.0, 0)
+    result = run([*CONNECT, send("mode", CONTINUE), status, send("/musebridge/state", 0, "looping")])
+    assert status_lines(result)[-1] == "connected | continue | wavenet | 40 ms | looping"
+    other = run([*CONNECT, send("mode", CONTINUE), status, send("/musebridge/state", 1, "looping")])
+    assert "looping" not in status_lines(other)[-1]

@@ -87,17 +87,70 @@ def test_parameters_are_named_live_parameters_with_the_js_tables() -> None:
     assert f"var GENRES = {json.dumps(genres)};" in JS
 
 
+def _edges_of(box_id: str) -> tuple[set[tuple[str, int, int]], set[tuple[str, int, int]]]:
+    """Lines into `box_id` as (source, outlet, inlet) and out of it as (destination, outlet, inlet)."""
+    into, out = set(), set()
+    for entry in PATCHER["patcher"]["lines"]:
+        (src, outlet), (dst, inlet) = entry["patchline"]["source"], entry["patchline"]["destination"]
+        if dst == box_id:
+            into.add((src, outlet, inlet))
+        if src == box_id:
+            out.add((dst, outlet, inlet))
+    return into, out
+
+
+def test_loop_and_mutate_are_live_parameters_wired_to_the_js() -> None:
+    boxes = boxes_by_id(PATCHER)
+    named = {parameter_longname(box): box for box in boxes.values() if parameter_longname(box)}
+    loop, mutate = named["Loop"], named["Mutate"]
+    assert (object_class(loop), object_class(mutate)) == ("live.toggle", "live.button")
+    loop_value = loop["saved_attribute_attributes"]["valueof"]
+    assert loop_value["parameter_type"] == 2 and loop_value["parameter_enum"] == ["off", "on"]
+    assert loop_value["parameter_mmax"] == 1 and loop_value.get("parameter_invisible", 0) == 0  # automatable
+    # saved with the set and restored like the other switches (Monitor): initial value enabled, off
+    monitor_value = named["Monitor"]["saved_attribute_attributes"]["valueof"]
+    assert loop_value["parameter_initial_enable"] == monitor_value["parameter_initial_enable"] == 1
+    assert loop_value["parameter_initial"] == [0]
+    mutate_value = mutate["saved_attribute_attributes"]["valueof"]
+    assert mutate_value["parameter_type"] == 2 and mutate_value["parameter_mmax"] == 1
+    assert not mutate_value.get("parameter_initial_enable"), "a saved press must not mutate on load"
+    for box in (loop, mutate):
+        assert box.get("presentation") == 1 and box.get("presentation_rect")
+        assert PATCHER["patcher"]["parameters"][box["id"]][0] == parameter_longname(box)
+    banks = PATCHER["patcher"]["parameters"]["parameterbanks"].values()
+    assert any(bank["parameters"][:2] == ["Loop", "Mutate"] for bank in banks)
+
+    loop_in, loop_out = _edges_of(loop["id"])
+    ((prepend_loop, outlet, inlet),) = loop_out
+    assert (boxes[prepend_loop]["text"], outlet, inlet) == ("prepend loop", 0, 0)
+    assert (prepend_loop, 0, 0) in _edges_of("obj-js")[0]
+    assert loop_in == {("obj-js", 4, 0)}, "the daemon's loop feedback reaches the toggle ('set': no output)"
+    ((prepend_mutate, outlet, inlet),) = _edges_of(mutate["id"])[1]
+    assert (boxes[prepend_mutate]["text"], outlet, inlet) == ("prepend mutate", 0, 0)
+    assert (prepend_mutate, 0, 0) in _edges_of("obj-js")[0]
+    assert {"loop", "mutate"} <= js_functions(JS)
+    assert 'outlet(4, "set", ' in JS
+
+
 def test_every_osc_address_of_the_js_is_in_the_spec() -> None:
     used = js_osc_addresses(JS)
     known = set(SPEC["inbound"]) | set(SPEC["outbound"])
     assert used and used <= known, sorted(used - known)
-    for needed in ("/musebridge/note", "/musebridge/transport", "/musebridge/clip", "/musebridge/hello"):
+    for needed in (
+        "/musebridge/note",
+        "/musebridge/transport",
+        "/musebridge/clip",
+        "/musebridge/hello",
+        "/musebridge/loop",
+        "/musebridge/mutate",
+    ):
         assert needed in used and needed in SPEC["inbound"]
     for handled in (
         "/musebridge/out/note",
         "/musebridge/out/clear",
         "/musebridge/out/panic",
         "/musebridge/out/clip",
+        "/musebridge/loop",
     ):
         assert handled in used and handled in SPEC["outbound"]
 
@@ -148,6 +201,12 @@ def _box(root: dict[str, Any], box_id: str) -> dict[str, Any]:
             "parameter name 'Mode' used by",
         ),
         (lambda r: r.update(amxdtype=0), "amxdtype"),
+        (lambda r: _box(r, "obj-prepend-loop").update(text="prepend lop"), "no such function"),
+        (lambda r: _box(r, "obj-loop").update(numoutlets=2, outlettype=["", ""]), "Max has (1, 1)"),
+        (
+            lambda r: r["boxes"].remove(next(e for e in r["boxes"] if e["box"]["id"] == "obj-mutate")),
+            "parameter 'Mutate' is missing",
+        ),
     ],
 )
 def test_the_graph_check_catches_broken_patchers(change: Any, expected: str) -> None:
