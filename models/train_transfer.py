@@ -136,6 +136,45 @@ class CycleGANTrainer:
         return 0.5 * (real_loss + fake_loss)
 
 
+class GeneratorAverage:
+    """Exponential moving average of both generators' weights (not in the paper; a GAN stabiliser).
+
+    Checkpoints 100 steps apart swing widely in transfer strength; an average of the recent weights
+    (Polyak averaging, Yazici et al. 2019) follows the trajectory without its oscillation. The decay
+    warms up as min(decay, (1 + step) / (10 + step)) so the first steps do not pin it to the init.
+    """
+
+    def __init__(self, model: CycleGAN, decay: float):
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"EMA decay must be in (0, 1), got {decay}")
+        self.decay = decay
+        self.model = model
+        self.shadow = {name: self._state(name) for name in ("generator_ab", "generator_ba")}
+        self.updates = 0
+
+    def _state(self, name: str) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in getattr(self.model, name).state_dict().items()}
+
+    @torch.no_grad()
+    def update(self) -> None:
+        """Blend the live generator weights into the average (call after each optimiser step)."""
+        self.updates += 1
+        decay = min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
+        for name, shadow in self.shadow.items():
+            for key, value in getattr(self.model, name).state_dict().items():
+                if value.dtype.is_floating_point:
+                    shadow[key].mul_(decay).add_(value.detach(), alpha=1.0 - decay)
+                else:
+                    shadow[key].copy_(value)
+
+    def swap(self) -> None:
+        """Exchange the live and the averaged generator weights (call twice to undo)."""
+        for name, shadow in self.shadow.items():
+            live = self._state(name)
+            getattr(self.model, name).load_state_dict(shadow)
+            self.shadow[name] = live
+
+
 def _batch(rolls: np.ndarray, index: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(rolls[index].astype(np.float32)).unsqueeze(1)  # (B, 1, T, P)
 
@@ -150,14 +189,18 @@ def train_cyclegan(
     log_every: int = 50,
     checkpoint: Callable[[int], None] | None = None,
     checkpoint_every: int = 0,
+    ema_decay: float = 0.0,
 ) -> dict[str, float]:
     """Train for `steps` batches on rolls (N, T, P) of A and B (balanced by the caller); mixed set = A u B.
 
-    Returns the mean losses of the last `log_every` steps.
+    With `ema_decay` > 0 the checkpoints and the returned model hold the moving average of the
+    generator weights (GeneratorAverage), not the last weights. Returns the mean losses of the last
+    `log_every` steps.
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     trainer = CycleGANTrainer(model, steps, seed=seed)
+    average = GeneratorAverage(model, ema_decay) if ema_decay > 0 else None
     mixed = np.concatenate([train_a, train_b])
     size = model.config.batch_size
     recent: list[dict[str, float]] = []
@@ -167,6 +210,8 @@ def train_cyclegan(
         batch_b = _batch(train_b, rng.integers(0, len(train_b), size))
         batch_m = _batch(mixed, rng.integers(0, len(mixed), size)) if model.uses_mixed else None
         recent = (recent + [trainer.step(batch_a, batch_b, batch_m)])[-log_every:]
+        if average is not None:
+            average.update()
         if step % log_every == 0 or step == steps:
             means = {k: float(np.mean([r[k] for r in recent])) for k in recent[0]}
             rate = step / (time.perf_counter() - began)
@@ -175,7 +220,13 @@ def train_cyclegan(
                 + " ".join(f"{k} {v:.4f}" for k, v in means.items())
             )
         if checkpoint is not None and checkpoint_every and step % checkpoint_every == 0:
+            if average is not None:
+                average.swap()  # save the averaged generators, then train on with the live ones
             checkpoint(step)
+            if average is not None:
+                average.swap()
+    if average is not None:
+        average.swap()  # the trained model is the averaged one
     model.eval()
     return {k: float(np.mean([r[k] for r in recent])) for k in recent[0]} if recent else {}
 
@@ -312,6 +363,9 @@ def _check_args(args: argparse.Namespace) -> None:
             raise UserError(f"MIDI folder {folder} does not exist")
     if args.steps < 1 or args.classifier_epochs < 0:
         raise UserError("--steps must be >= 1 and --classifier-epochs >= 0")
+    ema = getattr(args, "ema", None)
+    if ema is not None and not 0.0 <= ema < 1.0:
+        raise UserError(f"--ema must be in [0, 1) (0: off), got {ema}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -383,8 +437,10 @@ def run(args: argparse.Namespace) -> int:
     model = CycleGAN(config)
     path = out / f"cyclegan_{stem}.pt"
 
+    ema_decay = float(getattr(args, "ema", 0.0) or 0.0)
+
     def save(step: int) -> None:
-        save_cyclegan(model, path, (genre_a, genre_b), {"steps": step, "seed": args.seed})
+        save_cyclegan(model, path, (genre_a, genre_b), {"steps": step, "seed": args.seed, "ema": ema_decay})
         if getattr(args, "keep_checkpoints", False):  # for model selection on the valid split
             save_cyclegan(
                 model, out / f"cyclegan_{stem}.step{step:05d}.pt", (genre_a, genre_b), {"steps": step}
@@ -398,6 +454,7 @@ def run(args: argparse.Namespace) -> int:
         args.seed,
         checkpoint=save,
         checkpoint_every=args.checkpoint_every,
+        ema_decay=ema_decay,
     )
     save(args.steps)
     write_card(
@@ -410,6 +467,7 @@ def run(args: argparse.Namespace) -> int:
             "seed": args.seed,
             "sigma_d": config.sigma_d,
             "steps": args.steps,
+            "generator_ema_decay": ema_decay,
             "command": command,
             "final_losses": losses,
             "metrics": "not measured yet: run `musebridge eval transfer` on the test split",

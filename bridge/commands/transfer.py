@@ -85,6 +85,13 @@ def register_train(models: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--input-skip", type=float, help="not in the paper: learnable input skip starting at this weight"
     )
+    parser.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        metavar="DECAY",
+        help="not in the paper: keep a moving average of the generator weights (e.g. 0.995; 0: off)",
+    )
     parser.add_argument("--steps", type=int, default=2000, help="CycleGAN training steps (batches)")
     parser.add_argument("--batch-size", type=int, help="override the config's batch size")
     parser.add_argument("--checkpoint-every", type=int, default=250, help="save the CycleGAN every N steps")

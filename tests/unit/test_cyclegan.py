@@ -30,7 +30,7 @@ from musebridge.models.genre_classifier import (
     save_classifier,
     train_classifier,
 )
-from musebridge.models.train_transfer import CycleGANTrainer, balance, train_cyclegan
+from musebridge.models.train_transfer import CycleGANTrainer, GeneratorAverage, balance, train_cyclegan
 
 
 @pytest.fixture(autouse=True)
@@ -201,3 +201,62 @@ def test_input_skip_starts_near_identity_and_is_off_in_the_paper_configs() -> No
     assert torch.equal((skip(roll) >= 0.5).float(), roll)
     assert "skip_weight" in dict(skip.named_parameters())
     assert "skip_weight" not in dict(Generator(TOY).named_parameters())
+
+
+def test_generator_average_follows_the_weights_and_swaps_back() -> None:
+    torch.manual_seed(0)
+    model = CycleGAN(TOY)
+    average = GeneratorAverage(model, decay=0.5)
+    start = {k: v.clone() for k, v in model.generator_ab.state_dict().items()}
+    with torch.no_grad():
+        for p in model.generator_ab.parameters():
+            p.add_(1.0)
+    average.update()  # warm-up decay min(0.5, 2/11) = 2/11: the average moves 9/11 of the way
+    key = next(k for k, v in start.items() if v.dtype.is_floating_point)
+    assert torch.allclose(average.shadow["generator_ab"][key], start[key] + 9.0 / 11.0)
+    live = model.generator_ab.state_dict()[key].clone()
+    average.swap()
+    assert torch.allclose(model.generator_ab.state_dict()[key], start[key] + 9.0 / 11.0)
+    average.swap()
+    assert torch.equal(model.generator_ab.state_dict()[key], live)
+    with pytest.raises(ValueError):
+        GeneratorAverage(model, decay=1.0)
+
+
+def test_train_cyclegan_with_ema_saves_and_returns_the_average_of_an_unchanged_trajectory() -> None:
+    a = sparse_rolls(8, 3).squeeze(1).numpy().astype(np.uint8)
+    b = sparse_rolls(8, 4).squeeze(1).numpy().astype(np.uint8)
+
+    def run(decay: float) -> tuple[list[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
+        torch.manual_seed(123)
+        model = CycleGAN(TOY)
+        saved = [{k: v.clone() for k, v in model.generator_ab.state_dict().items()}]
+
+        def keep(_step: int) -> None:
+            saved.append({k: v.clone() for k, v in model.generator_ab.state_dict().items()})
+
+        train_cyclegan(
+            model,
+            a,
+            b,
+            steps=4,
+            seed=5,
+            log=lambda _m: None,
+            checkpoint=keep,
+            checkpoint_every=1,
+            ema_decay=decay,
+        )
+        return saved, model.generator_ab.state_dict()
+
+    live, _ = run(0.0)  # the weights after each step, init first
+    averaged, final = run(0.9)  # each checkpoint saves the average; training goes on with live weights
+    expected = {k: v.clone() for k, v in live[0].items()}
+    for step in range(1, 5):
+        decay = min(0.9, (1.0 + step) / (10.0 + step))
+        for key, value in live[step].items():
+            if value.dtype.is_floating_point:
+                expected[key] = decay * expected[key] + (1.0 - decay) * value
+            assert torch.allclose(averaged[step][key], expected[key], atol=1e-6)
+    for key in expected:
+        assert torch.allclose(final[key], expected[key], atol=1e-6)
+    assert any(not torch.allclose(final[k], live[4][k]) for k in final)
