@@ -8,6 +8,7 @@
 //    "live": {tracks, detailClip}, "after_connect": [[selector, args]...], "until": address, "timeout_s": 10}
 // Output (JSON): {"midi": [[beat, pitch, velocity]], "inbound": [[beat, address, args]],
 //                 "outbound": [[beat, address, args]], "posts": [...], "connected_after_s": s,
+//                 "ui": [[beat, outlet, args]] (status line: outlet 3, Loop toggle: outlet 4),
 //                 "tracks": the simulated Live set's tracks at the end}
 "use strict";
 
@@ -21,7 +22,7 @@ const liveSet = Object.assign({}, scenario.live || {});
 liveSet.song = { tempo: scenario.tempo, is_playing: 0, current_song_time: 0.0 };
 const max = createMax(path.join(__dirname, "..", "..", "max_for_live", "musebridge.js"), liveSet);
 const song = max.live.song;
-const out = { midi: [], inbound: [], outbound: [], posts: [], connected_after_s: null, tracks: null };
+const out = { midi: [], inbound: [], outbound: [], posts: [], ui: [], connected_after_s: null, tracks: null };
 const started = process.hrtime.bigint();
 const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
 let playStart = null;
@@ -47,6 +48,8 @@ max.context.onOutlet = function (index, args) {
     sender.send(encodeMessage(args[0], args.slice(1)), targetPort, "127.0.0.1");
   } else if (index === 1) {
     out.midi.push([songBeat(), args[0], args[1]]);
+  } else if (index === 3 || index === 4) {
+    out.ui.push([songBeat(), index, args]);
   } else if (index === 2 && args[0] === "port") {
     if (receiver) receiver.close();
     receiver = dgram.createSocket("udp4");

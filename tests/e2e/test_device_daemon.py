@@ -192,3 +192,31 @@ def test_clip_mode_round_trip_writes_the_answer_into_the_next_empty_slot(daemon:
         (79, 3.0, 1.0, 77),
     ]
     assert result["tracks"][0]["clip_slots"][0]["notes"] == riff  # the source clip is left alone
+
+
+def test_loop_toggle_reaches_the_daemon_and_its_feedback_moves_the_toggle(daemon: int) -> None:
+    """Continue mode: the device's Loop toggle switches the daemon's loop; the daemon's
+    /musebridge/loop feedback sets the toggle (without being sent back); Mutate with no answer yet
+    is refused by the daemon and the refusal shows on the status line."""
+    scenario = {
+        "osc_port": daemon,
+        "tempo": 120.0,
+        "params": [["osc_port", daemon], ["mode", 2]],
+        "play": False,
+        "after_connect": [["loop", [1]], ["mutate", ["bang"]]],
+        "until": "/musebridge/error",
+        "timeout_s": 20,
+        "connect_timeout_s": 15,
+    }
+    result = run_harness(scenario)
+    outbound = [args for _beat, address, args in result["outbound"] if address == "/musebridge/loop"]
+    # off when the Mode parameter and the connect send the settings, then on once: no echo of the feedback
+    assert outbound[-1] == [0, 1] and outbound[:-1] and all(args == [0, 0] for args in outbound[:-1])
+    feedback = [args for _beat, address, args in result["inbound"] if address == "/musebridge/loop"]
+    assert feedback == [[0, 1]]
+    assert [args for _beat, outlet, args in result["ui"] if outlet == 4] == [["set", 1]]
+    errors = [args for _beat, address, args in result["inbound"] if address == "/musebridge/error"]
+    assert errors == [["track 0 has no answer to mutate yet", "/musebridge/mutate"]]
+    status_lines = [args[1] for _beat, outlet, args in result["ui"] if outlet == 3]
+    assert "error: track 0 has no answer to mutate yet" in status_lines[-1]
+    assert not [p for p in result["posts"] if "not sent" in p or "wrong argument" in p or "unknown" in p]
