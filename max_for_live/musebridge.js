@@ -456,7 +456,7 @@ var handlers = {
         writeClip(Math.round(args[1]), Math.round(args[2]), Number(args[3]), args.slice(4));
     },
     "/musebridge/loop": function (args) {
-        // The loop was switched in the daemon (another OSC client, its mapped CC): show it, never send it back.
+        // The loop switched in the daemon (another OSC client, its mapped CC): show it, never send it back.
         if (Math.round(args[0]) !== settings.track) { return; }
         settings.loop = Number(args[1]) ? 1 : 0;
         outlet(4, "set", settings.loop);
