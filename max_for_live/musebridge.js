@@ -41,7 +41,7 @@ var CONTINUE_MODE = "continue";  // Loop and Mutate act only in this mode (the d
 // ---- connection ----
 var link = { connected: false, silentPolls: SILENT_POLLS_BEFORE_OFFLINE, version: "", model: "",
              latencyMs: -1, state: "", lastError: "", errorPollsLeft: 0, hint: "", hintPollsLeft: 0 };
-var ERROR_SHOWN_POLLS = 5;       // a daemon error (or a hint of the device) stays on the status line this many polls
+var ERROR_SHOWN_POLLS = 5;       // a daemon error or a device hint stays on the status line this many polls
 
 // ---- transport (Live's song) ----
 var song = null;          // LiveAPI("live_set"), made in init() once the device is in Live
