@@ -30,6 +30,7 @@ from musebridge import __version__, registry
 from musebridge.core.actions import (
     Action,
     ClearOutput,
+    PrepareModel,
     ScheduleNotes,
     SendMidi,
     SendOsc,
@@ -122,6 +123,7 @@ class Server:
         self._midi_channels: set[int] = set()
         self.fast_thru: FastThru | None = None
         self._invalid_midi_seen = 0
+        self._prepared: set[str] = set()  # models loaded, or loading, in the engine
 
     # -- opening --------------------------------------------------------------------------------
     def open(self) -> list[str]:
@@ -145,6 +147,7 @@ class Server:
                              clock=self.clock)
         try:
             self.engine.prepare(used)  # a missing checkpoint fails now, not on the first bar
+            self._prepared.update(used)
         except UserError:
             raise
         except Exception as error:
@@ -413,8 +416,30 @@ class Server:
             tempo = scheduler.tempo_map
             deadline = tempo.time_at(action.job.deadline_beat) if tempo.playing else None
             self.engine.submit(action.job, deadline_time=deadline)
+        elif isinstance(action, PrepareModel):
+            self._prepare_in_background(action.model)
         else:
             raise TypeError(f"unknown action {action!r}")
+
+    def _prepare_in_background(self, name: str) -> None:
+        """Load `name` in its lane now (a mode switched to it), in a thread of its own: the load waits
+        on the model's child process (or, thread-isolated, builds it) while the daemon goes on. A
+        model that fails to load is logged here; its jobs then report the error as usual."""
+        if name in self._prepared:
+            return
+        self._prepared.add(name)
+        engine = self.engine
+        assert engine is not None
+
+        def load() -> None:
+            try:
+                engine.prepare([name])
+                log.info("model %s loaded", name)
+            except Exception as error:  # reported again by its first job
+                self._prepared.discard(name)
+                log.warning("model %s could not be loaded: %s", name, error)
+
+        threading.Thread(target=load, name=f"musebridge-load-{name}", daemon=True).start()
 
     def _send_osc(self, action: SendOsc) -> None:
         if self.osc is None:

@@ -71,10 +71,18 @@ class SubmitJob:
 
 
 @dataclass(frozen=True, slots=True)
+class PrepareModel:
+    """A track switched to a mode that runs `model`: load it now, off the realtime path, so that its
+    first job is not late for the load (the engine loads each model once)."""
+
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
 class TempoChanged:
     """The beat<->time map changed (tempo, position, start or stop): the output scheduler follows it."""
 
     tempo_map: TempoMap
 
 
-Action = SendMidi | ScheduleNotes | ClearOutput | SendOsc | SubmitJob | TempoChanged
+Action = SendMidi | ScheduleNotes | ClearOutput | SendOsc | SubmitJob | TempoChanged | PrepareModel

@@ -11,12 +11,12 @@ conductor answers as /musebridge/error (nothing changes then).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
 from musebridge import __version__
-from musebridge.core.actions import Action, ClearOutput, SendOsc
+from musebridge.core.actions import Action, ClearOutput, PrepareModel, SendOsc
 from musebridge.core.model_protocol import MODES
 from musebridge.core.music import Meter, Note, Phrase
 from musebridge.core.session import JobPlan, TrackState
@@ -128,7 +128,12 @@ class OscControl:
         ts.reset_progress()
         if self._bar is not None:
             ts.phrase_start = self._grid.bar_start(self._bar)
-        return self._clear_track(ts, time) + self._states(time)
+        return self._prepare_models([mode]) + self._clear_track(ts, time) + self._states(time)
+
+    def _prepare_models(self, modes: Iterable[str]) -> list[Action]:
+        """PrepareModel for the model of each model mode among `modes` (once per model)."""
+        names = dict.fromkeys(self._model_for(mode) for mode in modes if mode != "thru")
+        return [PrepareModel(name) for name in names]
 
     def _clear_track(self, ts: TrackState, time: float) -> list[Action]:
         to_midi, to_osc = self._routes(ts)
@@ -234,6 +239,7 @@ class OscControl:
             ts.reset_progress()
             if self._bar is not None:
                 ts.phrase_start = self._grid.bar_start(self._bar)
+        out += self._prepare_models(sorted({ts.mode for ts in self._tracks.values()}))
         return out + self._sync(time) + self._states(time)
 
     def _osc_panic(self, args: tuple, sender: Sender, time: float) -> list[Action]:

@@ -9,6 +9,7 @@ from conductor_harness import CLIENT, TICK_120, Harness, continue_preset, note, 
 
 from musebridge.core.actions import (
     ClearOutput,
+    PrepareModel,
     ScheduleNotes,
     SendMidi,
     SubmitJob,
@@ -58,6 +59,12 @@ def test_mode_genre_bars_and_preset_loading() -> None:
     h.osc(0.2, "/musebridge/preset", "good")
     assert h.c.preset is loaded and h.c.track_state(1).settings.phrase_bars == 2
     assert h.c.grid.meter_at_bar(1) == Meter(3, 4)  # from the next bar line
+    # Each switch asks for its model to be loaded now, not on the first bar that needs it.
+    prepared = [(t, a.model) for t, a in h.actions if isinstance(a, PrepareModel)]
+    assert prepared == [(0.0, "transpose"), (0.2, "transpose")]
+    h.osc(0.3, "/musebridge/mode", 1, "interpolate")
+    h.osc(0.3, "/musebridge/mode", 1, "thru")
+    assert [a.model for a in h.of(PrepareModel)] == ["transpose", "transpose", "blend"]
 
 
 def _fail(name: str) -> Preset:

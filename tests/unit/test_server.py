@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 import pytest
 
@@ -144,3 +145,22 @@ def test_serving_rule_models_never_imports_torch() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_a_mode_switch_loads_its_model_before_the_first_job(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    preset = tmp_path / "rules.yaml"
+    preset.write_text("models: {transfer: transpose, interpolate: blend}\ndefaults: {mode: transfer}\n")
+    monkeypatch.setattr(server_edges, "open_midi", lambda config, on_message: (FakePorts(), ["MIDI: fake"]))
+    server = Server(ServerConfig(preset=str(preset), midi_backend="none", osc_port=0, clock="internal"))
+    server.start()
+    try:
+        assert server.models is not None and "blend" not in server.models.loaded()
+        client = OscClient(server.osc.address[1])
+        client.send("/musebridge/mode", 5, "interpolate")  # no clips yet: no job, but its model loads
+        assert wait_until(lambda: "blend" in server.models.loaded()), server.models.loaded()
+        assert server.engine is not None and server.engine.stats().submitted == 0
+        client.close()
+    finally:
+        server.stop()
