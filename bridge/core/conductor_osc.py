@@ -39,6 +39,8 @@ class OscControl:
         self._states(time)
         for track_id in sorted(self._tracks):
             out.append(SendOsc("/musebridge/state", (track_id, self._tracks[track_id].state), target))
+            if self._tracks[track_id].loop:
+                out.append(SendOsc("/musebridge/loop", (track_id, 1), target))
         return out
 
     def _osc_ping(self, args: tuple, sender: Sender, time: float) -> list[Action]:
@@ -235,7 +237,9 @@ class OscControl:
         for track_id in set(self._tracks) | set(preset.tracks):
             ts = self._get_track(track_id)
             ts.settings = preset.track(track_id)
-            ts.loop = preset.continuation.loop
+            if ts.loop != preset.continuation.loop:
+                ts.loop = preset.continuation.loop
+                out += self._to_clients("/musebridge/loop", (track_id, int(ts.loop)))
             ts.reset_progress()
             if self._bar is not None:
                 ts.phrase_start = self._grid.bar_start(self._bar)

@@ -170,10 +170,16 @@ def test_preset_continue_keys_are_validated() -> None:
         parse_preset({"continue": {"temperature_cc": 128}}, "x.yaml")
 
 
-def test_preset_loop_starts_on_and_a_new_client_learns_nothing_stale() -> None:
-    h = Harness(dataclasses.replace(continue_preset(loop=True), name="l"))
+def test_a_preset_sets_the_loop_and_clients_learn_it() -> None:
+    looping = dataclasses.replace(continue_preset(loop=True), name="l")
+    h = Harness(looping, preset_loader=lambda name: continue_preset() if name == "plain" else looping)
     assert h.c.track_state(1).loop
-    h.osc(0.0, "/musebridge/hello", 50001, sender=CLIENT)
+    h.osc(0.0, "/musebridge/hello", 50001, sender=CLIENT)  # a new client learns the loop is on
+    assert [a.args for a in h.osc_sent("/musebridge/loop")] == [(1, 1)]
     two_bar_call(h)
     h.advance(16.2)
     assert [land for land, _ in schedules(h)] == [16.0, 24.0, 32.0]
+    h.osc(16.3, "/musebridge/preset", "plain")  # loop off by the preset: clients are told
+    h.osc(16.4, "/musebridge/preset", "plain")  # unchanged: nothing sent
+    assert [a.args for a in h.osc_sent("/musebridge/loop")] == [(1, 1), (1, 0)]
+    assert not h.c.track_state(1).loop
