@@ -28,8 +28,10 @@ STEPS = 64
 PITCHES = 84
 LOWEST_PITCH = 24
 
-# base: no extra discriminators; partial: extra discriminators against M = A u B (the paper's "partial").
-MODEL_KINDS = ("base", "partial")
+# The paper's three models: base: no extra discriminators; partial: extra discriminators against the
+# mixed set M = A u B; full: the same networks, M = A u B u the other genres (the paper: Jazz, Classic
+# and Pop). The mixed set is chosen by the training data (train_transfer), not by the networks.
+MODEL_KINDS = ("base", "partial", "full")
 
 
 @dataclass(frozen=True)
@@ -186,7 +188,7 @@ class CycleGAN(nn.Module):
         self.generator_ba = Generator(config)
         self.discriminator_a = PatchDiscriminator(config)
         self.discriminator_b = PatchDiscriminator(config)
-        self.uses_mixed = config.kind == "partial"
+        self.uses_mixed = config.kind in ("partial", "full")
         if self.uses_mixed:
             self.discriminator_a_mixed = PatchDiscriminator(config)
             self.discriminator_b_mixed = PatchDiscriminator(config)

@@ -190,8 +190,12 @@ def train_cyclegan(
     checkpoint: Callable[[int], None] | None = None,
     checkpoint_every: int = 0,
     ema_decay: float = 0.0,
+    mixed: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Train for `steps` batches on rolls (N, T, P) of A and B (balanced by the caller); mixed set = A u B.
+    """Train for `steps` batches on rolls (N, T, P) of A and B (balanced by the caller).
+
+    The mixed set M of the extra discriminators is `mixed` when given (the "full" model: A, B and
+    other genres), else A u B (the "partial" model).
 
     With `ema_decay` > 0 the checkpoints and the returned model hold the moving average of the
     generator weights (GeneratorAverage), not the last weights. Returns the mean losses of the last
@@ -201,7 +205,8 @@ def train_cyclegan(
     rng = np.random.default_rng(seed)
     trainer = CycleGANTrainer(model, steps, seed=seed)
     average = GeneratorAverage(model, ema_decay) if ema_decay > 0 else None
-    mixed = np.concatenate([train_a, train_b])
+    if mixed is None:
+        mixed = np.concatenate([train_a, train_b])
     size = model.config.batch_size
     recent: list[dict[str, float]] = []
     began = time.perf_counter()
@@ -363,6 +368,8 @@ def _check_args(args: argparse.Namespace) -> None:
             raise UserError(f"MIDI folder {folder} does not exist")
     if args.steps < 1 or args.classifier_epochs < 0:
         raise UserError("--steps must be >= 1 and --classifier-epochs >= 0")
+    if getattr(args, "kind", None) == "full" and args.pair is None:
+        raise UserError("--kind full needs --pair (its mixed set takes the other genres of the dataset)")
     ema = getattr(args, "ema", None)
     if ema is not None and not 0.0 <= ema < 1.0:
         raise UserError(f"--ema must be in [0, 1) (0: off), got {ema}")
@@ -446,6 +453,9 @@ def run(args: argparse.Namespace) -> int:
                 model, out / f"cyclegan_{stem}.step{step:05d}.pt", (genre_a, genre_b), {"steps": step}
             )
 
+    mixed, mixed_card = None, {"mixed_set": f"{genre_a} u {genre_b} (balanced)"}
+    if config.kind == "full":
+        mixed, mixed_card = _full_mixed_set(args, train_a, train_b, rng)
     losses = train_cyclegan(
         model,
         train_a,
@@ -455,6 +465,7 @@ def run(args: argparse.Namespace) -> int:
         checkpoint=save,
         checkpoint_every=args.checkpoint_every,
         ema_decay=ema_decay,
+        mixed=mixed,
     )
     save(args.steps)
     write_card(
@@ -462,7 +473,7 @@ def run(args: argparse.Namespace) -> int:
         {
             "model": f"CycleGAN genre transfer (Brunner et al. 2018), config {config.name}",
             "genres": [genre_a, genre_b],
-            "data": data_card,
+            "data": data_card | mixed_card,
             "config": config.to_dict(),
             "seed": args.seed,
             "sigma_d": config.sigma_d,
@@ -475,6 +486,31 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"wrote {path} and {path.with_suffix('.yaml')}")
     return 0
+
+
+def _full_mixed_set(
+    args: argparse.Namespace, train_a: np.ndarray, train_b: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, dict]:
+    """The "full" model's mixed set: the balanced pair plus as many train phrases of each other genre."""
+    from musebridge.errors import UserError
+
+    from .data.dataset import TuneDataset
+
+    data = TuneDataset.load(args.dataset)
+    others = [g for g in (getattr(args, "mixed_genres", None) or data.genres) if g not in args.pair]
+    if not others:
+        raise UserError("--kind full needs a third genre for the mixed set (see --mixed-genres)")
+    parts, counts = [train_a, train_b], {args.pair[0]: len(train_a), args.pair[1]: len(train_b)}
+    for genre in others:
+        try:
+            rolls = split_rolls(data, genre, "train")
+        except ValueError as error:
+            raise UserError(str(error)) from error
+        pick = np.sort(rng.choice(len(rolls), min(len(rolls), len(train_a)), replace=False))
+        parts.append(rolls[pick])
+        counts[genre] = len(pick)
+    print("mixed set (full): " + ", ".join(f"{g} {n}" for g, n in counts.items()))
+    return np.concatenate(parts), {"mixed_set": "full: " + " u ".join(counts), "mixed_phrases": counts}
 
 
 def _data_card(sets: PhraseSets, balanced: int) -> dict:

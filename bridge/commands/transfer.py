@@ -80,7 +80,14 @@ def register_train(models: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--dataset", type=Path, help="dataset .npz (default: the built cache)")
     parser.add_argument("--config", default="cpu_small", choices=CONFIG_NAMES, help="CycleGAN size")
-    parser.add_argument("--kind", choices=("base", "partial"), help="without / with the extra discriminators")
+    parser.add_argument(
+        "--kind",
+        choices=("base", "partial", "full"),
+        help="the paper's models: no extra discriminators / mixed set A u B / A u B u other genres",
+    )
+    parser.add_argument(
+        "--mixed-genres", nargs="+", metavar="GENRE", help="--kind full: the other genres (default: all)"
+    )
     parser.add_argument("--sigma-d", type=float, help="std of the half-normal noise on D inputs")
     parser.add_argument(
         "--input-skip", type=float, help="not in the paper: learnable input skip starting at this weight"

@@ -70,9 +70,10 @@ def test_shapes_generator_and_patch_discriminator() -> None:
         assert PatchDiscriminator(config)(roll).shape == (2, 1, 16, 21)
 
 
-def test_extra_discriminators_only_in_partial_kind() -> None:
+def test_extra_discriminators_only_in_partial_and_full_kinds() -> None:
     assert len(CycleGAN(TOY).discriminators()) == 4
     assert len(CycleGAN(CycleGANConfig(**{**TOY.to_dict(), "kind": "base"})).discriminators()) == 2
+    assert len(CycleGAN(CycleGANConfig(**{**TOY.to_dict(), "kind": "full"})).discriminators()) == 4
     with pytest.raises(ValueError):
         CycleGANConfig(kind="full-ish")
     with pytest.raises(ValueError):
@@ -260,3 +261,17 @@ def test_train_cyclegan_with_ema_saves_and_returns_the_average_of_an_unchanged_t
     for key in expected:
         assert torch.allclose(final[key], expected[key], atol=1e-6)
     assert any(not torch.allclose(final[k], live[4][k]) for k in final)
+
+
+def test_train_cyclegan_feeds_the_given_mixed_set_to_the_extra_discriminators() -> None:
+    a = sparse_rolls(8, 3).squeeze(1).numpy().astype(np.uint8)
+    b = sparse_rolls(8, 4).squeeze(1).numpy().astype(np.uint8)
+    other = np.ones((8, 64, 84), dtype=np.uint8)  # a third "genre" unlike A and B
+    weights = {}
+    for name, mixed in (("partial", None), ("explicit A u B", np.concatenate([a, b])), ("full", other)):
+        torch.manual_seed(123)
+        model = CycleGAN(TOY)
+        train_cyclegan(model, a, b, steps=2, seed=5, log=lambda _m: None, mixed=mixed)
+        weights[name] = next(iter(model.discriminator_a_mixed.parameters())).detach().clone()
+    assert torch.equal(weights["partial"], weights["explicit A u B"])  # default M = A u B
+    assert not torch.equal(weights["partial"], weights["full"])

@@ -300,3 +300,8 @@ def test_train_and_eval_transfer_commands_on_midi_folders(tmp_path, capsys) -> N
         main(["train", "transfer", "--a", str(tmp_path / "nowhere"), "--b", str(tmp_path / "highland")]) == 2
     )
     assert main(["eval", "transfer", str(tmp_path / "missing.pt")]) == 2
+    # the "full" model takes its third genre from the dataset: not with two folders (one clear line)
+    capsys.readouterr()
+    assert main(["train", "transfer", *common, *tiny, "--kind", "full"]) == 2  # before any training
+    assert "--kind full needs --pair" in capsys.readouterr().err
+    assert main(["train", "transfer", *common, *tiny, "--ema", "1.5"]) == 2
