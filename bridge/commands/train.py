@@ -182,7 +182,7 @@ def run_train_vae(args: argparse.Namespace) -> int:
         "resumed": bool(args.resume),
         "final": {k: round(float(v), 5) for k, v in last.items()},
         "windows": {"train": len(train), "valid": len(valid)},
-        "dataset": str(data.path) if data.path else "",
+        "dataset": portable_path(str(data.path)) if data.path else "",
     }
     path = export_model(result.model, export, genres=genres, training=training)
     card = write_card(path, config=config.to_dict(), genres=genres, training=training,
