@@ -42,11 +42,18 @@ class ContinueControl:
         ts.answer_bars = answer_bars_from_cc(msg.value)  # role == "answer_bars"
         return []
 
-    def _end_call(self, ts: TrackState, time: float) -> list[Action]:
+    def _playing_position(self, time: float) -> tuple[float, float] | None:
+        """(beat, lead) at `time` while the transport plays (a trigger can land an answer), else None."""
         if not self._map.playing or self._bar is None:
-            return []
+            return None
         beat = self._map.beat_at(time)
-        plan = ts.end_call(beat, self._lead(self._grid.bar_at(beat)), self._grid, self._preset.continuation)
+        return beat, self._lead(self._grid.bar_at(beat))
+
+    def _end_call(self, ts: TrackState, time: float) -> list[Action]:
+        position = self._playing_position(time)
+        if position is None:
+            return []
+        plan = ts.end_call(*position, self._grid, self._preset.continuation)
         return [self._submit(ts, plan)] if plan is not None else []
 
     def _set_loop(self, ts: TrackState, on: bool, time: float) -> list[Action]:
@@ -55,20 +62,19 @@ class ContinueControl:
         if ts.loop != on:
             ts.loop = on
             out += self._to_clients("/musebridge/loop", (ts.track, int(on)))
-        if on and self._map.playing and self._bar is not None:
-            beat = self._map.beat_at(time)
-            start = ts.loop_start_beat(beat, self._lead(self._grid.bar_at(beat)), self._grid)
+        position = self._playing_position(time)
+        if on and position is not None:
+            start = ts.loop_start_beat(*position, self._grid)
             if start is not None and ts.last_answer is not None:
                 out += self._play_answer(ts, ts.last_answer, start, time, follow_up=True)
         return out + self._states(time)
 
     def _mutate(self, ts: TrackState, time: float) -> list[Action]:
         """Ask for a new answer primed with the last one; [] when there is nothing to mutate now."""
-        if not self._map.playing or self._bar is None:
+        position = self._playing_position(time)
+        if position is None:
             return []
-        beat = self._map.beat_at(time)
-        lead = self._lead(self._grid.bar_at(beat))
-        plan = ts.mutation(beat, lead, self._grid, self._preset.continuation)
+        plan = ts.mutation(*position, self._grid, self._preset.continuation)
         if plan is None:
             return []
         return [self._submit(ts, plan, follow_up=True), *self._states(time)]
