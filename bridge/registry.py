@@ -216,15 +216,15 @@ def _register_builtins() -> None:
     register("thru", _rule_factory("thru"), description="no model: the played phrase, unchanged")
     register("transpose", _rule_factory("transpose"), description="the phrase moved by N semitones")
     register("blend", _rule_factory("blend"), description="interpolation of clip A and B by rule")
-    register_lazy("busy", "musebridge.bench_models:create_busy_model", neural=False, cpu_bound=True,
+    register_lazy("busy", "musebridge.bench.models:create_busy_model", neural=False, cpu_bound=True,
                   description="benchmark load: burns work_ms of CPU (GIL held), then transposes")
-    register_lazy("musicvae", "musebridge.models.vae_phrase_model:create_musicvae",
+    register_lazy("musicvae", "musebridge.models.musicvae.phrase_model:create_musicvae",
                   description="MusicVAE (Roberts 2018): interpolate between clips A and B, sample")
-    register_lazy("cyclegan", "musebridge.models.transfer_phrase_model:create_transfer_model",
+    register_lazy("cyclegan", "musebridge.models.cyclegan.phrase_model:create_transfer_model",
                   description="CycleGAN genre transfer (Brunner 2018)")
-    register_lazy("wavenet", "musebridge.models.continue_phrase_model:wavenet_factory",
+    register_lazy("wavenet", "musebridge.models.continuation.phrase_model:wavenet_factory",
                   description="WaveNet-style continuation over melody tokens (cached generation)")
-    register_lazy("crnngan", "musebridge.models.continue_phrase_model:crnngan_factory",
+    register_lazy("crnngan", "musebridge.models.continuation.phrase_model:crnngan_factory",
                   description="C-RNN-GAN-3 continuation over tones (Mogren 2016)")
 
 

@@ -48,7 +48,7 @@ def _say(line: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from musebridge.bench_models import interpolation_latency, model_latencies, untimed_send_precision
+    from musebridge.bench.models import interpolation_latency, model_latencies, untimed_send_precision
 
     results: dict[str, Any] = {
         "command": "musebridge bench" + (" --quick" if args.quick else ""),
@@ -101,7 +101,8 @@ def _cpu_count() -> int:
 
 
 def _jack_benchmarks(args: argparse.Namespace) -> dict[str, Any]:
-    from musebridge import bench_jack, bench_scenarios
+    from musebridge.bench import jack as bench_jack
+    from musebridge.bench import scenarios as bench_scenarios
 
     reason = bench_jack.jack_unavailable_reason()
     if reason:

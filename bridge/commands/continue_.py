@@ -2,7 +2,7 @@
 
 The whole input file is the call (from bar 1, in its first meter); the output holds the call followed
 by the answer, or the answer alone with --answer-only. Also registers `musebridge train continue` and
-`musebridge eval continue` (their work lives in musebridge.models.train_continue / eval_continue).
+`musebridge eval continue` (their work lives in musebridge.models.continuation.train / .eval).
 torch is imported only inside the handlers.
 """
 
@@ -50,7 +50,7 @@ def run_continue(args: argparse.Namespace) -> int:
         raise UserError(f"--temperature must be >= 0, got {args.temperature}")
     call, tempo = read_midi_phrase(args.input)
     from musebridge.core.model_protocol import ModelRequest
-    from musebridge.models.continue_phrase_model import DEFAULT_CHECKPOINTS, ContinuePhraseModel
+    from musebridge.models.continuation.phrase_model import DEFAULT_CHECKPOINTS, ContinuePhraseModel
     from musebridge.registry import require_checkpoint, resolve_device
 
     path = require_checkpoint(args.checkpoint or DEFAULT_CHECKPOINTS[args.model], model=args.model)
@@ -117,7 +117,7 @@ def _run_train(args: argparse.Namespace) -> int:
     for name in ("steps", "batch_size", "window_bars", "sequence_length", "channels", "blocks"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be >= 1")
-    from musebridge.models.train_continue import run
+    from musebridge.models.continuation.train import run
 
     return run(args)
 
@@ -154,6 +154,6 @@ def register_eval(models: argparse._SubParsersAction) -> None:
 def _run_eval(args: argparse.Namespace) -> int:
     if args.call_bars < 1 or not 1 <= args.bars <= MAX_BARS or args.windows < 1:
         raise UserError("--call-bars, --bars (<= 64) and --windows must be >= 1")
-    from musebridge.models.eval_continue import run
+    from musebridge.models.continuation.eval import run
 
     return run(args)

@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from musebridge.device_build import (
+from musebridge.device.build import (
     DEVICE_FILE,
     PATCHER_FILE,
     SCRIPT_FILE,
@@ -103,7 +103,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_install(args: argparse.Namespace) -> int:
-    from musebridge.device_install import INSTALL_SUBFOLDER, install_device
+    from musebridge.device.install import INSTALL_SUBFOLDER, install_device
 
     installed = install_device(source_dir(), Path(args.path).expanduser() if args.path else None)
     for path in installed:

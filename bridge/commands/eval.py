@@ -53,10 +53,10 @@ def run_eval_vae(args: argparse.Namespace) -> int:
     import yaml
 
     from musebridge.commands.train import command_line, load_vae_windows
-    from musebridge.models.eval_vae import evaluate, format_report
-    from musebridge.models.musicvae import load_checkpoint
-    from musebridge.models.train_vae import card_path
-    from musebridge.models.vae_phrase_model import shipped_checkpoint
+    from musebridge.models.musicvae.eval import evaluate, format_report
+    from musebridge.models.musicvae.model import load_checkpoint
+    from musebridge.models.musicvae.phrase_model import shipped_checkpoint
+    from musebridge.models.musicvae.train import card_path
     from musebridge.registry import require_checkpoint, resolve_device
 
     if args.pairs < 1 or args.limit < 0:

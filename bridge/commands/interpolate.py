@@ -42,7 +42,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 
 def load_vae(args: argparse.Namespace):
     """The MusicVAEPhraseModel for --checkpoint or the shipped checkpoint of --bars."""
-    from musebridge.models.vae_phrase_model import load_phrase_model, shipped_checkpoint
+    from musebridge.models.musicvae.phrase_model import load_phrase_model, shipped_checkpoint
     from musebridge.registry import require_checkpoint, resolve_device
 
     path = args.checkpoint or shipped_checkpoint(args.bars)

@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from musebridge.server import Server, ServerConfig
+    from musebridge.daemon.server import Server, ServerConfig
 
     config = ServerConfig(
         preset=args.preset,

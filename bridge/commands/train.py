@@ -85,7 +85,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 # -- train vae --------------------------------------------------------------------------------------
 def register_vae(models: argparse._SubParsersAction) -> None:
-    from musebridge.models.vae_train_options import TrainOptions
+    from musebridge.models.musicvae.options import TrainOptions
 
     defaults = TrainOptions()
     parser = models.add_parser(
@@ -139,9 +139,9 @@ def load_vae_windows(dataset: Path | None, genres: list[str], bars: int, split: 
 def run_train_vae(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from musebridge.models.eval_vae import compute_attribute_vectors
-    from musebridge.models.musicvae import PRESETS, MusicVAEConfig
-    from musebridge.models.train_vae import TrainOptions, export_model, train_vae, write_card
+    from musebridge.models.musicvae.eval import compute_attribute_vectors
+    from musebridge.models.musicvae.model import PRESETS, MusicVAEConfig
+    from musebridge.models.musicvae.train import TrainOptions, export_model, train_vae, write_card
 
     if args.preset not in PRESETS:
         raise UserError(f"unknown preset {args.preset!r} (choose from {', '.join(PRESETS)})")

@@ -17,7 +17,8 @@ from pathlib import Path
 from musebridge.errors import UserError
 from musebridge.midi_files import read_midi_phrase, write_phrases_midi
 
-CONFIG_NAMES = ("brunner2018", "cpu_small")  # models/cyclegan.py CONFIGS (kept here so --help needs no torch)
+# models/cyclegan/model.py CONFIGS, kept here so --help needs no torch
+CONFIG_NAMES = ("brunner2018", "cpu_small")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,7 +43,7 @@ def run_transfer(args: argparse.Namespace) -> int:
     from musebridge.registry import resolve_device
 
     phrase, tempo = read_midi_phrase(args.input)
-    from musebridge.models.transfer_phrase_model import create_transfer_model
+    from musebridge.models.cyclegan.phrase_model import create_transfer_model
 
     model = create_transfer_model(resolve_device(args.device), {"checkpoint": args.checkpoint or ""})
     genre = args.to.strip().lower()
@@ -115,7 +116,7 @@ def register_train(models: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from musebridge.models.train_transfer import run
+    from musebridge.models.cyclegan.train import run
 
     return run(args)
 
@@ -148,6 +149,6 @@ def register_eval(models: argparse._SubParsersAction) -> None:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from musebridge.models.eval_transfer import run
+    from musebridge.models.cyclegan.eval import run
 
     return run(args)

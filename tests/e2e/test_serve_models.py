@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 import pytest
 from jack_harness import MidiTestClient, ReceivedEvent, wire
 
-from musebridge.bench_daemon import DaemonProcess, OscClient
+from musebridge.bench.daemon import DaemonProcess, OscClient
 
 pytestmark = pytest.mark.e2e
 

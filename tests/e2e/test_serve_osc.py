@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from jack_harness import MidiTestClient
 
-from musebridge.bench_daemon import DaemonProcess, OscClient
+from musebridge.bench.daemon import DaemonProcess, OscClient
 
 pytestmark = pytest.mark.e2e
 

@@ -11,8 +11,8 @@ from musebridge.cli import main
 from musebridge.core.model_protocol import ModelRequest, PhraseModel
 from musebridge.core.music import Meter, Note, Phrase
 from musebridge.errors import UserError
-from musebridge.models import crnngan, wavenet
-from musebridge.models.continue_phrase_model import (
+from musebridge.models.continuation import crnngan, wavenet
+from musebridge.models.continuation.phrase_model import (
     ContinuePhraseModel,
     crnngan_factory,
     load_checkpoint,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from musebridge.core.music import Note, Phrase
-from musebridge.models.eval_continue import (
+from musebridge.models.continuation.eval import (
     continuation_fit,
     estimate_scale,
     mean_statistics,

@@ -13,7 +13,7 @@ from conductor_harness import CLIENT, Harness, continue_preset, note
 
 from musebridge.core.actions import ScheduleNotes, SendMidi, SubmitJob
 from musebridge.core.music import Note
-from musebridge.fast_thru import held_back_controls
+from musebridge.daemon.fast_thru import held_back_controls
 from musebridge.presets import PresetError, answer_bars_from_cc, parse_preset, temperature_from_cc
 
 CC_PRESET = dict(silent_bars=1, max_call_bars=8, end_call_cc=64, loop_cc=80, mutate_cc=81,

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from musebridge.core.music import Note, Phrase
-from musebridge.models.crnngan import (
+from musebridge.models.continuation.crnngan import (
     CRNNGAN,
     CRNNGANConfig,
     checkpoint_dict,
@@ -16,8 +16,8 @@ from musebridge.models.crnngan import (
     model_from_checkpoint,
     to_model_space,
 )
+from musebridge.models.continuation.train import ContinueTrainOptions, synthetic_steps, train_crnngan
 from musebridge.models.encoding import tones
-from musebridge.models.train_continue import ContinueTrainOptions, synthetic_steps, train_crnngan
 
 TOY = CRNNGANConfig(generator_size=16, discriminator_size=12)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from musebridge.models.cyclegan import (
+from musebridge.models.cyclegan.model import (
     CONFIGS,
     CycleGAN,
     CycleGANConfig,
@@ -22,7 +22,8 @@ from musebridge.models.cyclegan import (
     load_cyclegan,
     save_cyclegan,
 )
-from musebridge.models.genre_classifier import (
+from musebridge.models.cyclegan.train import CycleGANTrainer, GeneratorAverage, balance, train_cyclegan
+from musebridge.models.judges.classifier import (
     ClassifierConfig,
     GenreClassifier,
     accuracy,
@@ -30,7 +31,6 @@ from musebridge.models.genre_classifier import (
     save_classifier,
     train_classifier,
 )
-from musebridge.models.train_transfer import CycleGANTrainer, GeneratorAverage, balance, train_cyclegan
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from musebridge.device_build import (
+from musebridge.device.build import (
     AmxdError,
     build_amxd,
     device_spec,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from musebridge.cli import main
-from musebridge.device_install import INSTALL_SUBFOLDER, default_user_library, install_device
+from musebridge.device.install import INSTALL_SUBFOLDER, default_user_library, install_device
 from musebridge.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from musebridge.device_build import (
+from musebridge.device.build import (
     KNOWN_ARITY,
     REQUIRED_OBJECTS,
     boxes_by_id,

@@ -11,7 +11,7 @@ import pytest
 from musebridge.core.actions import Job
 from musebridge.core.model_protocol import ModelRequest
 from musebridge.core.music import Note, Phrase
-from musebridge.engine import SUPERSEDED, Engine, JobResult, ProcessRunner, ThreadRunner
+from musebridge.daemon.engine import SUPERSEDED, Engine, JobResult, ProcessRunner, ThreadRunner
 
 PHRASE = Phrase((Note(60, 100, 0.0, 1.0), Note(64, 90, 1.0, 1.0)), bars=1)
 

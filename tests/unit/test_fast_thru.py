@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from musebridge.core.actions import SendMidi
-from musebridge.fast_thru import FastThru, thru_routes
+from musebridge.daemon.fast_thru import FastThru, thru_routes
+from musebridge.daemon.server import _without_forwarded
 from musebridge.presets import TrackSettings
-from musebridge.server import _without_forwarded
 
 
 def router(routes: dict[int, int], held_back: frozenset[int] = frozenset()) -> FastThru:

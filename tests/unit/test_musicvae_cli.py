@@ -10,8 +10,8 @@ import torch
 from musebridge.cli import main
 from musebridge.core.model_protocol import ModelRequest, PhraseModel
 from musebridge.core.music import Meter, Note, Phrase
-from musebridge.models.musicvae import MusicVAE, MusicVAEConfig, checkpoint_dict
-from musebridge.models.vae_phrase_model import MusicVAEPhraseModel, create_musicvae, looped
+from musebridge.models.musicvae.model import MusicVAE, MusicVAEConfig, checkpoint_dict
+from musebridge.models.musicvae.phrase_model import MusicVAEPhraseModel, create_musicvae, looped
 
 TOY = MusicVAEConfig(z_size=8, encoder_size=16, decoder_size=16, decoder_layers=1, bars=2)
 
@@ -215,7 +215,7 @@ def test_card_command_has_no_machine_paths(monkeypatch, tmp_path) -> None:
 
 
 def test_interpolation_timing_helper() -> None:
-    from musebridge.models.eval_vae import time_interpolation
+    from musebridge.models.musicvae.eval import time_interpolation
 
     timing = time_interpolation(MusicVAEPhraseModel(toy_model()), steps=8, repeats=3, warmup=1)
     assert timing["steps"] == 8 and timing["repeats"] == 3

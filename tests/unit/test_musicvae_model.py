@@ -8,7 +8,7 @@ import pytest
 import torch
 from vae_helpers import toy_melodies
 
-from musebridge.models.musicvae import (
+from musebridge.models.musicvae.model import (
     MusicVAE,
     MusicVAEConfig,
     checkpoint_dict,

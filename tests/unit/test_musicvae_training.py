@@ -9,7 +9,7 @@ import pytest
 import torch
 from vae_helpers import toy_melodies
 
-from musebridge.models.eval_vae import (
+from musebridge.models.musicvae.eval import (
     compute_attribute_vectors,
     data_ranges,
     evaluate,
@@ -19,8 +19,8 @@ from musebridge.models.eval_vae import (
     plausible,
     reconstruction_accuracy,
 )
-from musebridge.models.musicvae import MusicVAE, MusicVAEConfig
-from musebridge.models.train_vae import (
+from musebridge.models.musicvae.model import MusicVAE, MusicVAEConfig
+from musebridge.models.musicvae.train import (
     LOG_FILE,
     PLOT_FILE,
     TrainOptions,

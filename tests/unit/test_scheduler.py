@@ -12,7 +12,7 @@ from musebridge.core.actions import ClearOutput, ScheduleNotes, TempoChanged
 from musebridge.core.music import Note
 from musebridge.core.schedule import OutputSchedule
 from musebridge.core.tempo import TempoMap
-from musebridge.scheduler import MidiBytes, OutputScheduler
+from musebridge.daemon.scheduler import MidiBytes, OutputScheduler
 
 
 class FakeOutput:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from musebridge import server_edges
-from musebridge.bench_daemon import OscClient
-from musebridge.server import Server, ServerConfig
+from musebridge.bench.daemon import OscClient
+from musebridge.daemon import edges as server_edges
+from musebridge.daemon.server import Server, ServerConfig
 
 
 class FakePorts:
@@ -136,7 +136,7 @@ def test_serving_rule_models_never_imports_torch() -> None:
 
     code = (
         "import sys\n"
-        "from musebridge.server import Server, ServerConfig\n"
+        "from musebridge.daemon.server import Server, ServerConfig\n"
         "server = Server(ServerConfig(preset='transpose', midi_backend='none', osc_port=0))\n"
         "server.start()\n"
         "server.stop()\n"

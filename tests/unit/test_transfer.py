@@ -8,10 +8,10 @@ import torch
 
 from musebridge.core.model_protocol import ModelRequest, PhraseModel
 from musebridge.core.music import Meter, Note, Phrase
-from musebridge.models.cyclegan import CycleGAN, CycleGANConfig, save_cyclegan
-from musebridge.models.eval_transfer import content_kept, evaluate, onsets, transfer_strength
-from musebridge.models.genre_classifier import GenreClassifier
-from musebridge.models.transfer_phrase_model import TransferPhraseModel, create_transfer_model
+from musebridge.models.cyclegan.eval import content_kept, evaluate, onsets, transfer_strength
+from musebridge.models.cyclegan.model import CycleGAN, CycleGANConfig, save_cyclegan
+from musebridge.models.cyclegan.phrase_model import TransferPhraseModel, create_transfer_model
+from musebridge.models.judges.classifier import GenreClassifier
 
 TOY = CycleGANConfig(name="toy", generator_channels=4, residual_blocks=1, discriminator_channels=4)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from musebridge.models.wavenet import (
+from musebridge.models.continuation.wavenet import (
     MelodyWaveNet,
     WaveNetConfig,
     checkpoint_dict,

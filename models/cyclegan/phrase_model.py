@@ -5,7 +5,7 @@ roll with padding, longer bars fewer), each roll is run through the generator to
 genre, binarised at 0.5 and decoded with velocities taken from the input notes it overlaps. Shorter
 phrases are padded with silence; a silent chunk stays silent (nothing to re-voice).
 
-Registry: `register_lazy("cyclegan", "musebridge.models.transfer_phrase_model:create_transfer_model")`.
+Registry: `register_lazy("cyclegan", "musebridge.models.cyclegan.phrase_model:create_transfer_model")`.
 """
 
 from __future__ import annotations
@@ -19,12 +19,10 @@ import torch
 
 from musebridge.core.model_protocol import ModelRequest
 from musebridge.core.music import Note, Phrase
-from musebridge.models.threads import cpu_threads
-
-from .cyclegan import CycleGAN, load_cyclegan
-from .encoding import pianoroll
-
-CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
+from musebridge.models import CHECKPOINT_DIR
+from musebridge.models.common.threads import cpu_threads
+from musebridge.models.cyclegan.model import CycleGAN, load_cyclegan
+from musebridge.models.encoding import pianoroll
 
 
 def shipped_checkpoints() -> list[Path]:

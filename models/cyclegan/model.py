@@ -12,7 +12,7 @@ Input and output are binary piano rolls of one 4-bar phrase: (batch, 1, 64 steps
 - Half-normal noise |N(0, sigma_D)| on every discriminator input, an image pool of 50 fakes.
 
 Configs: "brunner2018" is the paper's size (~12.5M parameters per generator); "cpu_small" is sized for
-realtime use and training on a few CPU cores. The training loop lives in train_transfer.py.
+realtime use and training on a few CPU cores. The training loop lives in cyclegan/train.py.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ LOWEST_PITCH = 24
 
 # The paper's three models: base: no extra discriminators; partial: extra discriminators against the
 # mixed set M = A u B; full: the same networks, M = A u B u the other genres (the paper: Jazz, Classic
-# and Pop). The mixed set is chosen by the training data (train_transfer), not by the networks.
+# and Pop). The mixed set is chosen by the training data (cyclegan/train.py), not by the networks.
 MODEL_KINDS = ("base", "partial", "full")
 
 

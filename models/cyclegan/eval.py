@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .cyclegan import CycleGAN
-from .genre_classifier import GenreClassifier
+from musebridge.models.cyclegan.model import CycleGAN
+from musebridge.models.judges.classifier import GenreClassifier
 
 
 def onsets(rolls: np.ndarray) -> np.ndarray:
@@ -185,10 +185,9 @@ def evaluate(
 def run(args: argparse.Namespace) -> int:
     """Handler of `musebridge eval transfer`: print the figures, write JSON if asked."""
     from musebridge.errors import UserError
-
-    from .cyclegan import load_cyclegan
-    from .genre_classifier import load_classifier
-    from .train_transfer import load_pair
+    from musebridge.models.cyclegan.model import load_cyclegan
+    from musebridge.models.cyclegan.train import load_pair
+    from musebridge.models.judges.classifier import load_classifier
 
     torch.set_num_threads(max(1, args.threads))
     if not args.checkpoint.is_file():
@@ -306,9 +305,8 @@ def time_phrase_transfer(
 
     from musebridge.core.model_protocol import ModelRequest
     from musebridge.core.music import Note, Phrase
-
-    from .cyclegan import get_config
-    from .transfer_phrase_model import TransferPhraseModel
+    from musebridge.models.cyclegan.model import get_config
+    from musebridge.models.cyclegan.phrase_model import TransferPhraseModel
 
     torch.manual_seed(seed)
     model = TransferPhraseModel([(CycleGAN(get_config(config_name)), ("a", "b"))], threads=threads)

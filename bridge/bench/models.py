@@ -163,7 +163,7 @@ def untimed_send_precision(
 
     from musebridge.core.actions import ScheduleNotes, TempoChanged
     from musebridge.core.tempo import TempoMap
-    from musebridge.scheduler import OutputScheduler
+    from musebridge.daemon.scheduler import OutputScheduler
 
     stamps: list[float] = []
     done = threading.Event()

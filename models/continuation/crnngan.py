@@ -11,7 +11,7 @@ time in quarter notes, frequency as log2(f / 440) (octaves from A4, 0 for a sile
   `features` (its last LSTM layer's outputs) serve feature matching.
 - The paper's networks are 2 x 350 (`CRNNGANConfig.paper()`); the shipped CPU-sized one is smaller.
 Training (MSE pretraining with a growing length, feature matching, discriminator freezing) lives in
-models/train_continue.py.
+models/continuation/train.py.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import checkpoint_io
-from .encoding import tones as tone_encoding
+from musebridge.models.common import checkpoint_io
+from musebridge.models.encoding import tones as tone_encoding
 
 ENCODING_NAME = "tones384x3"
 _LENGTH, _FREQUENCY, _INTENSITY, _TIME = range(4)

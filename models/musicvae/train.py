@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from musebridge.models.musicvae import MusicVAE, MusicVAEConfig, checkpoint_dict
-from musebridge.models.vae_train_options import TrainOptions
+from musebridge.models.musicvae.model import MusicVAE, MusicVAEConfig, checkpoint_dict
+from musebridge.models.musicvae.options import TrainOptions
 
 RUN_CHECKPOINT = "run.pt"
 LOG_FILE = "train_log.csv"

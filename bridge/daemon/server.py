@@ -6,7 +6,7 @@
                                         │   -> OutputScheduler; SendOsc -> OSC; SubmitJob -> Engine
 Time is time.perf_counter() seconds everywhere (JACK input frames are converted by the io layer).
 On JACK, input on thru channels is also written out inside the process callback, in the cycle it
-came in (the port's set_thru hook, routed by musebridge.fast_thru); the conductor still sees it, and
+came in (the port's set_thru hook, routed by musebridge.daemon.fast_thru); the conductor still sees it, and
 its copy of the send is dropped.
 
 An exception in a handler is logged and counted and answered with /musebridge/error; the loop goes
@@ -37,10 +37,10 @@ from musebridge.core.actions import (
     SubmitJob,
     TempoChanged,
 )
-from musebridge.engine import Engine, JobResult, ProcessRunner, ThreadRunner
+from musebridge.daemon.engine import Engine, JobResult, ProcessRunner, ThreadRunner
+from musebridge.daemon.fast_thru import FastThru, held_back_controls, thru_routes
+from musebridge.daemon.scheduler import OutputScheduler
 from musebridge.errors import UserError
-from musebridge.fast_thru import FastThru, held_back_controls, thru_routes
-from musebridge.scheduler import OutputScheduler
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class ServerConfig:
     isolation: str = "auto"
     max_pending_jobs: int = 4
     switch_interval_s: float | None = 0.0005
-    fast_thru: bool = True  # JACK: thru input leaves in the cycle it came in (musebridge.fast_thru)
+    fast_thru: bool = True  # JACK: thru input leaves in the cycle it came in (musebridge.daemon.fast_thru)
     extra_models: dict[str, Any] = field(default_factory=dict)
 
 
@@ -128,7 +128,7 @@ class Server:
     # -- opening --------------------------------------------------------------------------------
     def open(self) -> list[str]:
         """Open every edge and build the conductor; returns one line per thing opened."""
-        from musebridge import server_edges as edges
+        from musebridge.daemon import edges
 
         config = self.config
         now = self.clock()

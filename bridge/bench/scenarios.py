@@ -20,9 +20,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from musebridge.bench_daemon import DaemonProcess, OscClient
-from musebridge.bench_jack import JackProbe
-from musebridge.bench_models import summary_ms
+from musebridge.bench.daemon import DaemonProcess, OscClient
+from musebridge.bench.jack import JackProbe
+from musebridge.bench.models import summary_ms
 
 STATUS_FIELDS = (
     "mode", "clock", "tempo", "playing", "beat", "model", "queue", "late", "latency_ms", "errors",

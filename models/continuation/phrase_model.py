@@ -25,14 +25,13 @@ import torch
 
 from musebridge.core.model_protocol import ModelRequest
 from musebridge.core.music import Note, Phrase
-from musebridge.models.threads import cpu_threads
+from musebridge.models import CHECKPOINT_DIR
+from musebridge.models.common.threads import cpu_threads
+from musebridge.models.continuation import crnngan as crnngan_module
+from musebridge.models.continuation import wavenet as wavenet_module
+from musebridge.models.encoding import melody
+from musebridge.models.encoding import tones as tone_encoding
 
-from . import crnngan as crnngan_module
-from . import wavenet as wavenet_module
-from .encoding import melody
-from .encoding import tones as tone_encoding
-
-CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 DEFAULT_CHECKPOINTS = {
     "wavenet": CHECKPOINT_DIR / "wavenet_melody.pt",
     "crnngan": CHECKPOINT_DIR / "crnngan_tones3.pt",

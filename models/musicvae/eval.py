@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from musebridge.models.musicvae import FIRST_PITCH_TOKEN, MusicVAE, MusicVAEConfig, slerp
+from musebridge.models.musicvae.model import FIRST_PITCH_TOKEN, MusicVAE, MusicVAEConfig, slerp
 
 ATTRIBUTES = ("note_density", "pitch_range")
 

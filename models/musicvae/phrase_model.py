@@ -9,7 +9,7 @@ Velocities are carried over from the inputs: in `interpolate` each note's veloci
 velocities that A and B have at that point, (1 - position) * v_A + position * v_B; in `sample` they
 come from the played phrase when it has notes, else from the `velocity` option.
 
-Registry: `register_lazy("musicvae", "musebridge.models.vae_phrase_model:create_musicvae")`.
+Registry: `register_lazy("musicvae", "musebridge.models.musicvae.phrase_model:create_musicvae")`.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ import torch
 
 from musebridge.core.model_protocol import ModelRequest
 from musebridge.core.music import Meter, Note, Phrase
+from musebridge.models import CHECKPOINT_DIR
+from musebridge.models.common.threads import cpu_threads
 from musebridge.models.encoding import melody
-from musebridge.models.musicvae import MusicVAE, load_checkpoint, slerp
-from musebridge.models.threads import cpu_threads
+from musebridge.models.musicvae.model import MusicVAE, load_checkpoint, slerp
 
-CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 SHIPPED_CHECKPOINTS = {2: "musicvae_2bar.pt", 4: "musicvae_4bar.pt"}
 
 

@@ -1,7 +1,7 @@
 """Training data for the continuation models: dataset windows and synthetic toy melodies.
 
 WaveNet reads melody-token windows [N, T]; the C-RNN-GAN reads scaled tone-step sequences [N, L, F].
-Used by models/train_continue.py (`musebridge train continue`) and the unit tests.
+Used by models/continuation/train.py (`musebridge train continue`) and the unit tests.
 """
 
 from __future__ import annotations
@@ -10,16 +10,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .crnngan import to_model_space
-from .encoding import melody
-from .encoding import tones as tone_encoding
+from musebridge.models.continuation.crnngan import to_model_space
+from musebridge.models.encoding import melody
+from musebridge.models.encoding import tones as tone_encoding
 
 
 def wavenet_windows(
     dataset, split: str, bars: int = 8, genres: Sequence[str] | None = None, hop_bars: int = 2
 ):
     """8-bar 4/4 melody-token windows of a split (EncodedWindows: .tokens [N, T], .genre [N])."""
-    from .data.encoded import melody_windows
+    from musebridge.models.data.encoded import melody_windows
 
     return melody_windows(dataset, bars=bars, split=split, genres=genres, hop_bars=hop_bars, min_notes=4)
 

@@ -223,7 +223,7 @@ def wavenet_scores(
     import torch
     import torch.nn.functional as F
 
-    from .encoding import melody
+    from musebridge.models.encoding import melody
 
     rows = []
     for call, answer in calls_and_answers:
@@ -367,8 +367,7 @@ def latency_report(models: dict[str, Any], call: Phrase, bars: int = 2, runs: in
     import torch
 
     from musebridge.core.model_protocol import ModelRequest
-
-    from .encoding import melody
+    from musebridge.models.encoding import melody
 
     def timed(function) -> dict[str, float]:
         function()  # warm-up
@@ -411,9 +410,12 @@ def run(args) -> int:
 
     from musebridge.core.music import Meter
     from musebridge.errors import UserError
-
-    from .continue_phrase_model import DEFAULT_CHECKPOINTS, ContinuePhraseModel, update_card_metrics
-    from .data.dataset import TuneDataset
+    from musebridge.models.continuation.phrase_model import (
+        DEFAULT_CHECKPOINTS,
+        ContinuePhraseModel,
+        update_card_metrics,
+    )
+    from musebridge.models.data.dataset import TuneDataset
 
     torch.set_num_threads(1)  # small models on shared cores: extra threads only contend
     paths = list(args.checkpoint or [p for p in DEFAULT_CHECKPOINTS.values() if p.is_file()])

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import checkpoint_io
+from musebridge.models.common import checkpoint_io
 
 NUM_CLASSES = 90
 ENCODING_NAME = "melody90"

@@ -8,7 +8,7 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from musebridge.device_build import DEVICE_FILE, DEVICE_NAME, SCRIPT_FILE, unpack_amxd
+from musebridge.device.build import DEVICE_FILE, DEVICE_NAME, SCRIPT_FILE, unpack_amxd
 from musebridge.errors import UserError
 
 INSTALL_SUBFOLDER = Path("Presets") / "MIDI Effects" / "Max MIDI Effect" / DEVICE_NAME

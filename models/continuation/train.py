@@ -16,7 +16,7 @@ is `CRNNGANConfig.paper()`), no L2 term.
 Command line: bridge/commands/continue_.py (`register_train`). Every run writes into --out-dir:
 run.pt (resumable), train_log.csv, train_curves.png; with --export, the
 shipped checkpoint (.pt) and its model card (.yaml). Training data (dataset windows, toy melodies) comes
-from models/continue_data.py. Batches and noise are drawn from generators seeded
+from models/continuation/data.py. Batches and noise are drawn from generators seeded
 by (seed, step), so runs are repeatable.
 """
 
@@ -36,13 +36,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .continue_data import crnngan_sequences, synthetic_steps, synthetic_tokens, wavenet_windows
-from .continue_phrase_model import export_checkpoint, write_card
-from .crnngan import CRNNGAN, CRNNGANConfig, feature_matching_loss
-from .encoding import melody
-from .wavenet import MelodyWaveNet, WaveNetConfig
+from musebridge.models.continuation.crnngan import CRNNGAN, CRNNGANConfig, feature_matching_loss
+from musebridge.models.continuation.data import (
+    crnngan_sequences,
+    synthetic_steps,
+    synthetic_tokens,
+    wavenet_windows,
+)
+from musebridge.models.continuation.phrase_model import export_checkpoint, write_card
+from musebridge.models.continuation.wavenet import MelodyWaveNet, WaveNetConfig
+from musebridge.models.encoding import melody
 
-CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 RUN_CHECKPOINT = "run.pt"
 LOG_FILE = "train_log.csv"
 PLOT_FILE = "train_curves.png"
@@ -461,7 +465,7 @@ def run(args: argparse.Namespace) -> int:
     )
     dataset, genres = None, ["synthetic"] if args.synthetic else []
     if not args.synthetic:
-        from .data.dataset import TuneDataset
+        from musebridge.models.data.dataset import TuneDataset
 
         try:
             dataset = TuneDataset.load(args.data)

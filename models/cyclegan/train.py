@@ -24,8 +24,7 @@ import numpy as np
 import torch
 
 from musebridge.core.music import Meter
-
-from .cyclegan import (
+from musebridge.models.cyclegan.model import (
     CycleGAN,
     CycleGANConfig,
     ImagePool,
@@ -260,7 +259,7 @@ def split_rolls(data, genre: str, split: str, hop_bars: int = 4) -> np.ndarray:
     4/4 bars); other meters are handled at inference by the encoding (padding). Phrases do not overlap
     (hop 4 bars) and need at least 4 onsets.
     """
-    from .encoding import pianoroll
+    from musebridge.models.encoding import pianoroll
 
     meter = Meter(4, 4)
     windows = data.windows(4, split, [genre], meter, hop_bars, min_notes=4, regroup=True)
@@ -279,7 +278,7 @@ def load_pair(
     dataset: Path | None = None,
 ) -> PhraseSets:
     """Phrases of two dataset genres, or of two MIDI folders (split by file); ValueError if not usable."""
-    from .data.dataset import TuneDataset
+    from musebridge.models.data.dataset import TuneDataset
 
     if pair is not None:
         data = TuneDataset.load(dataset)
@@ -310,7 +309,7 @@ def load_pair(
 
 def _folder_tunes(folder: Path, genre: str) -> list:
     """Every readable MIDI file of a folder as a Tune of `genre`; unreadable files are skipped and counted."""
-    from .data.midi_files import midi_files, parse_midi_file
+    from musebridge.models.data.midi_files import midi_files, parse_midi_file
 
     tunes, failed = [], 0
     for path in midi_files(folder):
@@ -414,7 +413,7 @@ def run(args: argparse.Namespace) -> int:
 
     classifier_path = out / f"genre_classifier_{stem}.pt"
     if not args.skip_classifier:
-        from .genre_classifier import GenreClassifier, save_classifier, train_classifier
+        from musebridge.models.judges.classifier import GenreClassifier, save_classifier, train_classifier
 
         classifier = GenreClassifier()
         fit = train_classifier(
@@ -493,8 +492,7 @@ def _full_mixed_set(
 ) -> tuple[np.ndarray, dict]:
     """The "full" model's mixed set: the balanced pair plus as many train phrases of each other genre."""
     from musebridge.errors import UserError
-
-    from .data.dataset import TuneDataset
+    from musebridge.models.data.dataset import TuneDataset
 
     data = TuneDataset.load(args.dataset)
     others = [g for g in (getattr(args, "mixed_genres", None) or data.genres) if g not in args.pair]
