@@ -37,9 +37,14 @@ class ScheduleNotes:
 
 @dataclass(frozen=True, slots=True)
 class ClearOutput:
-    """Drop scheduled output (one track, or every track when track is None) and release held notes."""
+    """Drop scheduled output (one track, or every track when track is None) and release held notes.
+
+    panic: close every note ever opened on the output, thru notes included, as many note-offs as
+    note-ons per key, then sustain off and All Notes Off on every channel used (/musebridge/panic,
+    shutdown)."""
 
     track: int | None = None
+    panic: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -288,9 +288,13 @@ class Conductor(OscControl, ContinueControl):
         return max(time, min(latest, when))
 
     def panic(self, time: float) -> list[Action]:
-        """All notes off now on every output; scheduled output and in-flight results are dropped."""
-        out: list[Action] = [ClearOutput(None)]
-        out += [SendMidi(mb.note_off(ch, pitch)) for (_, pitch), ch in sorted(self._thru_open.items())]
+        """All notes off now on every output; scheduled output and in-flight results are dropped.
+
+        The output closes every note it ever opened (per-key counts: a key struck twice gets two
+        note-offs) and sends sustain off + All Notes Off on the channels used (ClearOutput(panic))."""
+        thru_open = sorted(self._thru_open.items())
+        out: list[Action] = [SendMidi(mb.note_off(ch, pitch)) for (_, pitch), ch in thru_open]
+        out.append(ClearOutput(None, panic=True))
         self._thru_open.clear()
         out += self._to_clients("/musebridge/out/panic", ())
         for ts in self._tracks.values():

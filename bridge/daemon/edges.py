@@ -76,6 +76,8 @@ class PortsOutput:
         self.send = ports.send_now
         if getattr(ports, "supports_timed_output", False):
             self.send_at = ports.send_at
+        if callable(getattr(ports, "panic", None)):
+            self.panic = ports.panic  # releases what the port wrote itself (same-cycle thru)
 
     @property
     def lookahead_s(self) -> float:

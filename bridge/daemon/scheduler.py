@@ -11,9 +11,11 @@ perf_counter seconds).
 
 Note hygiene: every note-on written is counted per (channel, pitch). A replaced phrase closes what it
 leaves open (core's schedule places those note-offs), transport stop closes every scheduled note, and panic,
-shutdown and the crash path close every note ever opened on the output (thru notes included), plus
-All Notes Off on each channel used. On timed outputs those note-offs are stamped no earlier than the
-last event already handed over, so a note-on in flight cannot outlive its note-off.
+shutdown and the crash path close every note ever opened on the output (thru notes included; a key
+struck n times gets n note-offs), plus sustain off and All Notes Off on each channel used, and the
+port's own panic (what JACK's same-cycle thru wrote). On timed outputs those note-offs are stamped
+no earlier than the last event already handed over, so a note-on in flight cannot outlive its
+note-off.
 """
 
 from __future__ import annotations
@@ -128,6 +130,8 @@ class OutputScheduler:
                     self._write_all(offs, now)
             elif isinstance(action, ScheduleNotes):
                 self._schedule.schedule(action.track, action.channel, action.notes, action.replace_from)
+            elif isinstance(action, ClearOutput) and action.panic:
+                self._panic(now)
             elif isinstance(action, ClearOutput):
                 offs = (self._schedule.all_off() if action.track is None
                         else self._schedule.clear(action.track))
@@ -151,12 +155,24 @@ class OutputScheduler:
             return True
 
     def panic(self) -> None:
-        """Drop everything scheduled and close every note ever opened on this output."""
+        """Drop everything scheduled and close every note ever opened on this output: one note-off per
+        note-on still open (per key counts), sustain off and All Notes Off on every channel used; then
+        the output's own panic where it has one (ports that forward input themselves, JACK's
+        same-cycle thru, release what they wrote)."""
         with self._lock:
-            now = self._clock()
-            self._write_all([data for data in self._schedule.all_off() if data[0] & 0xF0 != 0xB0], now)
-            self._all_notes_off(now)  # what is left (thru notes), then CC 123 on every channel used
+            self._panic(self._clock())
             self._lock.notify()
+
+    def _panic(self, now: float) -> None:
+        self._write_all([data for data in self._schedule.all_off() if data[0] & 0xF0 != 0xB0], now)
+        self._all_notes_off(now)  # what is left (thru notes), then sustain off + CC 123 per channel
+        output_panic = getattr(self._output, "panic", None)
+        if callable(output_panic):
+            try:
+                output_panic()
+            except Exception:
+                self._errors += 1
+                log.exception("the MIDI output's panic failed")
 
     @property
     def tempo_map(self) -> TempoMap:
@@ -277,5 +293,6 @@ class OutputScheduler:
             for _ in range(count):
                 self._write((0x80 | channel, pitch, 0), now, at)
         for channel in sorted(self._channels_used):
+            self._write((0xB0 | channel, 64, 0), now, at)  # sustain off: a held pedal keeps notes on
             self._write((0xB0 | channel, 123, 0), now, at)  # All Notes Off
         self._sounding.clear()

@@ -38,7 +38,7 @@ def test_panic_releases_thru_notes_still_held() -> None:
     h.midi(0.1, 0x90, 60, 100)
     h.apply(h.c.panic(0.2), 0.2)
     assert SendMidi((0x80, 60, 0)) in h.of(SendMidi)
-    assert ClearOutput(None) in h.of(ClearOutput)
+    assert ClearOutput(None, panic=True) in h.of(ClearOutput)
 
 
 # -- transfer with the transpose rule model ---------------------------------------------------------

@@ -102,9 +102,37 @@ def test_panic_closes_thru_and_scheduled_notes_with_all_notes_off() -> None:
     scheduler.panic()
     tail = out.sent[2:]
     assert sorted(tail[:2]) == [(0x80, 60, 0), (0x81, 50, 0)]
-    assert sorted(tail[2:]) == [(0xB0, 123, 0), (0xB1, 123, 0)]
+    assert sorted(tail[2:]) == [(0xB0, 64, 0), (0xB0, 123, 0), (0xB1, 64, 0), (0xB1, 123, 0)]
     assert scheduler.service(20.0) is None  # the rest was dropped
     assert scheduler.stats().sounding == 0
+
+
+@pytest.mark.parametrize("strikes", [2, 3000])
+def test_panic_closes_a_key_as_often_as_it_was_struck(strikes: int) -> None:
+    """Issue 13: a key struck twice before its note-off left one note sounding after panic."""
+    scheduler, out, now = make()
+    for _ in range(strikes):
+        scheduler.send_now((0x90, 60, 100))
+    scheduler.send_now((0x90, 62, 100))
+    scheduler.apply(ClearOutput(None, panic=True))
+    assert out.sent.count((0x80, 60, 0)) == strikes and out.sent.count((0x80, 62, 0)) == 1
+    assert out.sent[-2:] == [(0xB0, 64, 0), (0xB0, 123, 0)]
+    assert scheduler.stats().sounding == 0
+
+
+def test_panic_also_runs_the_outputs_own_panic() -> None:
+    """Notes a port wrote itself (JACK's same-cycle thru) are known only to the port."""
+    class PanickingOutput(FakeOutput):
+        panics = 0
+
+        def panic(self) -> None:
+            self.panics += 1
+
+    scheduler, out, now = make(PanickingOutput())
+    scheduler.apply(ClearOutput(None, panic=True))
+    assert out.panics == 1
+    scheduler.apply(ClearOutput(None))  # a transport stop is no panic
+    assert out.panics == 1
 
 
 def test_clear_output_of_one_track() -> None:

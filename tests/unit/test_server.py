@@ -25,6 +25,7 @@ class FakePorts:
         self.invalid_in = 0
         self.on_message: Callable[[tuple[int, ...], float], None] | None = None
         self.closed = False
+        self.panics = 0
 
     def open(self, on_message: Callable[[tuple[int, ...], float], None]) -> None:
         self.on_message = on_message
@@ -37,6 +38,9 @@ class FakePorts:
 
     def close(self) -> None:
         self.closed = True
+
+    def panic(self) -> None:
+        self.panics += 1
 
     def stats(self) -> dict[str, int]:
         return {"invalid_in": self.invalid_in}
@@ -117,6 +121,21 @@ def test_malformed_midi_dropped_by_the_port_is_reported_to_clients(running) -> N
     ports.invalid_in = 4
     second = client.wait_for("/musebridge/error", timeout=3.0, count=2)[1]
     assert second == ("1 malformed MIDI message dropped", "midi")
+    client.close()
+
+
+def test_panic_closes_a_key_struck_twice_and_sends_sustain_and_all_notes_off(running) -> None:
+    """Issue 13: thru 60, 60, 62 held, then /musebridge/panic left one 60 sounding."""
+    server, ports = running
+    for pitch in (60, 60, 62):
+        ports.on_message((0x90, pitch, 100), time.perf_counter())
+    assert wait_until(lambda: ports.sent.count((0x90, 60, 100)) == 2 and (0x90, 62, 100) in ports.sent)
+    client = OscClient(server.osc.address[1])
+    client.send("/musebridge/panic")
+    assert wait_until(lambda: (0xB0, 123, 0) in ports.sent)
+    assert ports.sent.count((0x80, 60, 0)) == 2 and ports.sent.count((0x80, 62, 0)) == 1
+    assert (0xB0, 64, 0) in ports.sent
+    assert ports.panics == 1  # what the port forwarded itself is released too
     client.close()
 
 
