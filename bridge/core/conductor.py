@@ -11,9 +11,11 @@ note (song beats, sent ahead of time) to every registered client. A track that h
 counts as MIDI for ids 1..16 and OSC otherwise. OSC notes are completed notes: one that arrives
 after its bar's dispatch point misses that bar's job (it is dropped with the next phrase).
 
-OSC replies go to the sender's registered reply port (/musebridge/hello), else to the sender's
-address. Messages for "every client" are returned as one SendOsc per registered client (explicit
-targets); with no client registered they are not sent.
+OSC replies go to the sender's registered reply port (/musebridge/hello); a sender that never said
+hello is answered on the port its host registered last (a tool such as liblo's oscsend sends each
+message from a new port), else on the sender's own address. Messages for "every client" are
+returned as one SendOsc per registered client (explicit targets); with no client registered they
+are not sent.
 
 Timing: a bar's content is final at its dispatch point `bar_end - lead` (lead = half a grid step,
 or the preset's lookahead with the grid off); jobs are submitted there with their deadline at the
@@ -388,7 +390,16 @@ class Conductor(OscControl, ContinueControl):
     # -- OSC plumbing ------------------------------------------------------------------------------
 
     def _reply_target(self, sender: Sender) -> Sender:
-        return self._clients.get(tuple(sender), tuple(sender))  # type: ignore[arg-type]
+        """Where a reply to `sender` goes: the port it registered with /musebridge/hello, else the
+        port its host registered last (liblo's oscsend sends each message from a new port), else
+        the sender's own address."""
+        key = (str(sender[0]), int(sender[1]))
+        if key in self._clients:
+            return self._clients[key]
+        for (host, _port), target in reversed(self._clients.items()):
+            if host == key[0]:
+                return target
+        return key
 
     def _to_clients(self, address: str, args: tuple[OscArg, ...]) -> list[Action]:
         return [SendOsc(address, args, target) for target in self.clients]

@@ -33,7 +33,9 @@ class OscControl:
         if not 1 <= port <= 65535:
             raise ValueError(f"reply_port must be 1..65535, got {port}")
         target = (sender[0], port)
-        self._clients[tuple(sender)] = target  # type: ignore[index]
+        key = (str(sender[0]), int(sender[1]))
+        self._clients.pop(key, None)  # re-inserted last: the host's latest registration
+        self._clients[key] = target
         out: list[Action] = [SendOsc("/musebridge/welcome", (__version__,), target)]
         # The new client learns every track's current state (later changes reach all clients).
         self._states(time)

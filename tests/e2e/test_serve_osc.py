@@ -5,7 +5,9 @@ from __future__ import annotations
 import random
 import shutil
 import signal
+import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 
@@ -108,6 +110,37 @@ def test_tempo_over_osc_with_python_osc_and_oscsend(daemons) -> None:
     assert address == "/musebridge/tempo" and reason
     assert status(client)["tempo"] == pytest.approx(90.0)
     client.close()
+
+
+def test_liblo_oscsend_oscdump_session_sees_the_replies(daemons) -> None:
+    """The README's liblo session: oscsend sends each message from a new port; after
+    /musebridge/hello PORT every reply to that host (pong, status, error) reaches oscdump on PORT."""
+    if shutil.which("oscsend") is None or shutil.which("oscdump") is None:
+        pytest.skip("oscsend/oscdump not found (Debian package liblo-tools)")
+    daemon = start(daemons, "--midi-backend", "none", "--clock", "internal")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        dump_port = probe.getsockname()[1]
+    dump = subprocess.Popen(["oscdump", "-L", str(dump_port)], stdout=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(dump.stdout or ()), daemon=True).start()
+    try:
+        def send(*args: str) -> None:
+            subprocess.run(["oscsend", "localhost", str(daemon.osc_port), *args], check=True, timeout=10)
+
+        time.sleep(0.3)  # oscdump binds its port
+        send("/musebridge/hello", "i", str(dump_port))
+        send("/musebridge/ping")
+        send("/musebridge/status")
+        send("/musebridge/mode", "is", "1", "karaoke")
+        deadline = time.monotonic() + 5.0
+        wanted = ("/musebridge/welcome", "/musebridge/pong", "/musebridge/status", "/musebridge/error")
+        while time.monotonic() < deadline and not all(any(w in line for line in lines) for w in wanted):
+            time.sleep(0.05)
+        assert all(any(w in line for line in lines) for w in wanted), lines
+    finally:
+        dump.terminate()
+        dump.wait(5)
 
 
 def test_garbage_datagrams_get_errors_and_the_daemon_stays_up(daemons) -> None:

@@ -27,8 +27,16 @@ def test_hello_ping_status_and_errors() -> None:
     assert h.osc_sent("/musebridge/welcome")[0].target == ("127.0.0.1", 50001)
     h.osc(0.1, "/musebridge/ping", sender=("127.0.0.1", 40000))
     assert h.osc_sent("/musebridge/pong")[0].target == ("127.0.0.1", 50001)
-    h.osc(0.2, "/musebridge/ping", sender=("127.0.0.1", 40001))  # unregistered: answer the sender
-    assert h.osc_sent("/musebridge/pong")[1].target == ("127.0.0.1", 40001)
+    # A one-shot sender (liblo's oscsend: a new port per message) of a registered host gets the
+    # host's registered port; a host that never said hello is answered on the sender's port.
+    h.osc(0.2, "/musebridge/ping", sender=("127.0.0.1", 40001))
+    assert h.osc_sent("/musebridge/pong")[1].target == ("127.0.0.1", 50001)
+    h.osc(0.2, "/musebridge/ping", sender=("10.0.0.2", 40001))
+    assert h.osc_sent("/musebridge/pong")[2].target == ("10.0.0.2", 40001)
+    h.osc(0.2, "/musebridge/hello", 50002, sender=("127.0.0.1", 40002))  # a second client
+    h.osc(0.2, "/musebridge/ping", sender=("127.0.0.1", 40000))
+    h.osc(0.2, "/musebridge/ping", sender=("127.0.0.1", 40003))
+    assert [a.target[1] for a in h.osc_sent("/musebridge/pong")[3:]] == [50001, 50002]
     h.osc(0.3, "/musebridge/genre", 1, "polka")
     h.osc(0.3, "/musebridge/mode", 1, "karaoke")
     h.apply(h.c.handle_bad_message("/musebridge/mode", "arg 2 'mode' expected ...", CLIENT, 0.3), 0.3)
