@@ -119,6 +119,7 @@ class Server:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._stop_requested = threading.Event()
+        self._second_signal = 0  # a signal that came during the shutdown (its number)
         self._next_midi_check = 0.0
         self._midi_channels: set[int] = set()
         self.fast_thru: FastThru | None = None
@@ -221,7 +222,10 @@ class Server:
     def run_forever(
         self, *, install_signals: bool = True, announce: Callable[[str], None] | None = None
     ) -> int:
-        """Open, print what was opened, run the conductor loop here until a signal; 0 on a clean stop."""
+        """Open, print what was opened, run the conductor loop here until a signal.
+
+        Exit code: 0 after a stop by one signal; 128 + N when signal N came again during the
+        shutdown (which still completed: every note off, edges closed)."""
         say = announce or _print_line
         previous: dict[int, Any] = {}
         if install_signals:
@@ -243,7 +247,7 @@ class Server:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         say("musebridge stopped: all notes off")
-        return 0
+        return 128 + self._second_signal if self._second_signal else 0
 
     def start(self) -> list[str]:
         """Open and run the conductor loop in a thread (tests, bench). Returns the opened lines."""
@@ -267,9 +271,15 @@ class Server:
         self.inbox.put(_STOP)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
-        if self._stop_requested.is_set():  # a second Ctrl-C: notes off at once, then leave
-            self.close()
-            raise SystemExit(130)
+        """SIGINT/SIGTERM: stop. A second signal during the shutdown (Ctrl-C pressed twice, a
+        process manager) is noted, never obeyed at once: raising here would cut the shutdown path
+        short (skipped note-offs; a JACK client left active while the interpreter exits crashed it).
+        The shutdown is bounded (a few seconds at most); the exit code then says a second signal
+        came (128 + its number)."""
+        if self._stop_requested.is_set():
+            self._second_signal = signum
+            log.warning("signal %d again: still stopping (every note off first)", signum)
+            return
         log.info("signal %d: stopping", signum)
         self.request_stop()
 
