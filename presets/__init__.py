@@ -4,8 +4,12 @@ This loader lives in the package `musebridge.presets` itself (presets/__init__.p
 files): a module bridge/presets.py would collide with that package name.
 
 `load_preset(name_or_path)` reads a shipped preset by name (package `musebridge.presets`, files
-presets/<name>.yaml) or any YAML file by path. An unknown key or a wrong type raises PresetError
-(a UserError) naming the file and the key path, e.g.
+presets/<name>.yaml) or any YAML file by path (the command line: `serve --preset`).
+`load_named_preset(name)` is what /musebridge/preset uses: a name only, looked up among the shipped
+presets and then in the user's preset folder (`user_preset_dir()`), never a path; its errors
+never carry file content (they name the key and the expected type, never a value). Errors of
+`load_preset` quote at most a short value of a key the schema knows, never a whole document.
+An unknown key or a wrong type raises PresetError (a UserError) naming the file and the key path, e.g.
     presets/x.yaml: tracks.1.mode: expected one of thru|transfer|continue|interpolate|sample, got 'trnsfer'
 
 Schema (every key optional; defaults shown):
@@ -55,6 +59,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +78,9 @@ CLOCKS = ("auto", "internal", "midi", "osc")
 OUTPUTS = ("same", "midi", "osc", "both")
 MODEL_MODES = ("transfer", "continue", "interpolate", "sample")
 DEFAULT_GENRES = ("celtic", "folk", "chorale", "renaissance")
+#: A preset name over OSC: letters, digits, space, _ + - (no dot, no slash: never a path).
+PRESET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _+-]{0,63}")
+_MAX_VALUE_TEXT = 40  # longest value quoted in an error message
 
 
 class PresetError(UserError):
@@ -177,11 +186,22 @@ class Preset:
         )
 
 
+def _quoted(value: Any) -> str:
+    """A value for an error message: its repr, cut short (an error never carries a file's text)."""
+    text = repr(value)
+    return text if len(text) <= _MAX_VALUE_TEXT else text[: _MAX_VALUE_TEXT - 3] + "..."
+
+
 class _Reader:
     """Typed access to a YAML mapping that reports errors as `file: key.path: problem`."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, quote_values: bool = True) -> None:
         self.source = source
+        self.quote_values = quote_values
+
+    def q(self, value: Any) -> str:
+        """`value` for an error message: a short repr, or nothing when values are not quoted."""
+        return _quoted(value) if self.quote_values else "(value not shown)"
 
     def fail(self, path: str, problem: str) -> PresetError:
         return PresetError(f"{self.source}: {path}: {problem}" if path else f"{self.source}: {problem}")
@@ -190,7 +210,10 @@ class _Reader:
         if value is None:
             return {}
         if not isinstance(value, dict):
-            raise self.fail(path, f"expected a mapping, got {type(value).__name__} {value!r}")
+            if not path:  # the whole document: whatever file this is, its text is not echoed
+                kind = type(value).__name__
+                raise self.fail("", f"not a preset: expected a mapping of settings, got a {kind}")
+            raise self.fail(path, f"expected a mapping, got {type(value).__name__} {self.q(value)}")
         if allowed is not None:
             for key in value:
                 if key not in allowed:
@@ -200,28 +223,28 @@ class _Reader:
 
     def string(self, value: Any, path: str, choices: tuple[str, ...] | None = None) -> str:
         if not isinstance(value, str):
-            raise self.fail(path, f"expected a string, got {type(value).__name__} {value!r}")
+            raise self.fail(path, f"expected a string, got {type(value).__name__} {self.q(value)}")
         if choices is not None and value not in choices:
-            raise self.fail(path, f"expected one of {'|'.join(choices)}, got {value!r}")
+            raise self.fail(path, f"expected one of {'|'.join(choices)}, got {self.q(value)}")
         return value
 
     def integer(self, value: Any, path: str, low: int, high: int) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(path, f"expected an integer, got {type(value).__name__} {value!r}")
+            raise self.fail(path, f"expected an integer, got {type(value).__name__} {self.q(value)}")
         if not low <= value <= high:
-            raise self.fail(path, f"expected {low}..{high}, got {value}")
+            raise self.fail(path, f"expected {low}..{high}, got {self.q(value)}")
         return value
 
     def number(self, value: Any, path: str, low: float, high: float) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(path, f"expected a number, got {type(value).__name__} {value!r}")
+            raise self.fail(path, f"expected a number, got {type(value).__name__} {self.q(value)}")
         if not low <= value <= high:
-            raise self.fail(path, f"expected {low:g}..{high:g}, got {value:g}")
+            raise self.fail(path, f"expected {low:g}..{high:g}, got {self.q(value)}")
         return float(value)
 
     def boolean(self, value: Any, path: str) -> bool:
         if not isinstance(value, bool):
-            raise self.fail(path, f"expected true or false, got {type(value).__name__} {value!r}")
+            raise self.fail(path, f"expected true or false, got {type(value).__name__} {self.q(value)}")
         return value
 
 
@@ -302,9 +325,10 @@ def _continuation(r: _Reader, value: Any) -> ContinueSettings:
     )
 
 
-def parse_preset(data: Any, source: str, default_name: str = "preset") -> Preset:
-    """Validate a parsed YAML document into a Preset; PresetError names `source` and the key path."""
-    r = _Reader(source)
+def parse_preset(data: Any, source: str, default_name: str = "preset", quote_values: bool = True) -> Preset:
+    """Validate a parsed YAML document into a Preset; PresetError names `source` and the key path
+    (and, with quote_values, a short repr of the wrong value)."""
+    r = _Reader(source, quote_values)
     top = r.mapping(data, "", _TOP_KEYS)
     kw: dict[str, Any] = {"source": source, "name": default_name}
     if "name" in top:
@@ -329,7 +353,7 @@ def parse_preset(data: Any, source: str, default_name: str = "preset") -> Preset
     genres = DEFAULT_GENRES
     if "genres" in top:
         if not isinstance(top["genres"], list):
-            raise r.fail("genres", f"expected a list of strings, got {top['genres']!r}")
+            raise r.fail("genres", f"expected a list of strings, got {r.q(top['genres'])}")
         genres = tuple(r.string(g, f"genres.{i}") for i, g in enumerate(top["genres"]))
     kw["genres"] = genres
     models = dict(_DEFAULT_MODELS)
@@ -342,7 +366,7 @@ def parse_preset(data: Any, source: str, default_name: str = "preset") -> Preset
         o = r.mapping(opts, p, None)
         for key, value in o.items():
             if not isinstance(value, str | int | float | bool):
-                raise r.fail(f"{p}.{key}", f"expected a number, string or bool, got {value!r}")
+                raise r.fail(f"{p}.{key}", f"expected a number, string or bool, got {r.q(value)}")
         options[str(model)] = _frozen(o)
     if "transpose" in options and "semitones" in options["transpose"]:
         r.integer(options["transpose"]["semitones"], "model_options.transpose.semitones", -127, 127)
@@ -396,3 +420,54 @@ def load_preset(name_or_path: str) -> Preset:
         where = f"line {mark.line + 1}: " if mark is not None else ""
         raise PresetError(f"{source}: {where}not valid YAML ({getattr(exc, 'problem', exc)})") from None
     return parse_preset(data, source, default_name=stem)
+
+
+def user_preset_dir() -> Path:
+    """The user's preset folder: $MUSEBRIDGE_PRESET_DIR, else $XDG_CONFIG_HOME/musebridge/presets
+    (default ~/.config/musebridge/presets). It need not exist."""
+    explicit = os.environ.get("MUSEBRIDGE_PRESET_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    config = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(config) / "musebridge" / "presets"
+
+
+def user_preset_names() -> list[str]:
+    """Names of the presets in the user's folder (files NAME.yaml / NAME.yml with a valid name)."""
+    try:
+        files = list(user_preset_dir().iterdir())
+    except OSError:
+        return []
+    names = (f.name.rsplit(".", 1)[0] for f in files if f.suffix in (".yaml", ".yml"))
+    return sorted(name for name in names if PRESET_NAME.fullmatch(name))
+
+
+def load_named_preset(name: str) -> Preset:
+    """The preset called `name` (OSC's /musebridge/preset): shipped first, then the user's folder.
+
+    Never a path: a name that is not PRESET_NAME (a slash, a dot, '..') is refused before any file
+    is touched. PresetError when unknown or invalid; the message names the preset and the problem
+    (a key and a type, never the file's text)."""
+    shown = _quoted(name)
+    if not PRESET_NAME.fullmatch(name):
+        raise PresetError(f"preset {shown}: a preset is chosen by name (letters, digits, space, _ + -), "
+                          "not by path")
+    if name in preset_names():
+        return load_preset(name)
+    folder = user_preset_dir()
+    for suffix in (".yaml", ".yml"):
+        path = folder / f"{name}{suffix}"
+        if path.is_file():
+            source = f"user preset {name}"
+            try:
+                text = path.read_text(encoding="utf-8")
+                data = yaml.safe_load(text)
+            except (OSError, UnicodeDecodeError):
+                raise PresetError(f"{source}: cannot be read") from None
+            except yaml.YAMLError as exc:
+                mark = getattr(exc, "problem_mark", None)
+                where = f" (line {mark.line + 1})" if mark is not None else ""
+                raise PresetError(f"{source}: not valid YAML{where}") from None
+            return parse_preset(data, source, default_name=name, quote_values=False)
+    known = ", ".join(preset_names() + user_preset_names())
+    raise PresetError(f"unknown preset {shown}; presets: {known} (your own: {folder}/NAME.yaml)")

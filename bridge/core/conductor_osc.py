@@ -20,6 +20,7 @@ from musebridge.core.actions import Action, ClearOutput, PrepareModel, SendOsc
 from musebridge.core.model_protocol import MODES
 from musebridge.core.music import Meter, Note, Phrase
 from musebridge.core.session import JobPlan, TrackState
+from musebridge.errors import UserError
 from musebridge.presets import Preset
 
 Sender = tuple[str, int]
@@ -221,10 +222,14 @@ class OscControl:
     def _osc_preset(self, args: tuple, sender: Sender, time: float) -> list[Action]:
         if self._preset_loader is None:
             raise ValueError("loading presets is not available here")
+        name = str(args[0])
         try:
-            preset = self._preset_loader(str(args[0]))
-        except Exception as exc:  # noqa: BLE001 - any loader failure is the user's message
+            preset = self._preset_loader(name)
+        except UserError as exc:  # the loader's one-line reason (never a file's text)
             return self.handle_bad_message("/musebridge/preset", str(exc), sender, time)
+        except Exception:  # noqa: BLE001 - anything else: no detail goes back over the network
+            reason = f"preset {name[:40]!r} could not be loaded"
+            return self.handle_bad_message("/musebridge/preset", reason, sender, time)
         return self.load_preset(preset, time)
 
     def load_preset(self, preset: Preset, time: float) -> list[Action]:

@@ -29,10 +29,11 @@ def load_configured_preset(config: Any) -> Any:
 def make_conductor(config: Any, preset: Any, now: float) -> Any:
     """The Conductor for `preset` (clock from --clock unless 'auto' and the preset says otherwise)."""
     from musebridge.core.conductor import Conductor
-    from musebridge.presets import load_preset
+    from musebridge.presets import load_named_preset
 
     clock = config.clock if config.clock != "auto" else preset.clock
-    return Conductor(preset, now=now, clock=clock, preset_loader=load_preset, tempo=config.tempo)
+    # OSC chooses presets by name only (shipped or the user's folder), never by path
+    return Conductor(preset, now=now, clock=clock, preset_loader=load_named_preset, tempo=config.tempo)
 
 
 def modes_in_use(preset: Any) -> list[str]:

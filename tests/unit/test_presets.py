@@ -78,7 +78,7 @@ tracks:
             "model_options: {transpose: {semitones: 1.5}}",
             "model_options.transpose.semitones: expected an integer",
         ),
-        ("- a\n- b", "x.yaml: expected a mapping"),
+        ("- a\n- b", "x.yaml: not a preset: expected a mapping of settings, got a list"),
         ("tempo: [1, 2", "x.yaml: line 1: not valid YAML"),
     ],
 )
@@ -98,3 +98,45 @@ def test_missing_presets() -> None:
     with pytest.raises(PresetError, match="no such preset file"):
         load_preset("missing/dir/x.yaml")
     assert parse_preset(None, "empty.yaml").defaults.mode == "thru"
+
+
+SECRET = "root:x:0:0:SECRET-LINE:/root:/bin/bash"
+
+
+@pytest.mark.parametrize("name", ["/etc/passwd", "../default", "..", "a/b", "x.yaml", "C:\\x", ".hidden", ""])
+def test_a_named_preset_is_never_a_path(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 13: /musebridge/preset with a path read any file and echoed its first line."""
+    from musebridge.presets import load_named_preset
+
+    monkeypatch.setenv("MUSEBRIDGE_PRESET_DIR", str(tmp_path))
+    with pytest.raises(PresetError, match="by name"):
+        load_named_preset(name)
+
+
+def test_named_presets_come_from_the_shipped_and_the_user_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from musebridge.presets import load_named_preset, user_preset_names
+
+    monkeypatch.setenv("MUSEBRIDGE_PRESET_DIR", str(tmp_path))
+    (tmp_path / "mine.yaml").write_text("tempo: 99\n")
+    (tmp_path / "leak.yaml").write_text(SECRET + "\n")
+    (tmp_path / "broken.yml").write_text(f"tempo: [\n{SECRET}\n")
+    (tmp_path / "typo.yaml").write_text(f"tracks: {{1: {{mode: '{SECRET * 3}'}}}}\n")
+    assert load_named_preset("default").source == "presets/default.yaml"
+    assert load_named_preset("mine").tempo == 99.0
+    assert user_preset_names() == ["broken", "leak", "mine", "typo"]
+    for name in ("leak", "broken", "typo", "nothere"):
+        with pytest.raises(PresetError) as caught:
+            load_named_preset(name)
+        assert "SECRET" not in str(caught.value), str(caught.value)
+    with pytest.raises(PresetError, match="unknown preset 'nothere'; presets: .*default.*mine"):
+        load_named_preset("nothere")
+
+
+def test_a_path_given_on_the_command_line_never_echoes_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "notes.yaml"
+    path.write_text(SECRET + "\n")
+    with pytest.raises(PresetError, match="not a preset: expected a mapping of settings") as caught:
+        load_preset(str(path))
+    assert "SECRET" not in str(caught.value)

@@ -183,3 +183,17 @@ def test_a_mode_switch_loads_its_model_before_the_first_job(
         client.close()
     finally:
         server.stop()
+
+
+def test_osc_preset_by_path_is_refused_without_the_files_content(running, tmp_path: Path) -> None:
+    """Issue 13: /musebridge/preset PATH answered with the first line of any readable file."""
+    server, _ = running
+    secret = tmp_path / "secret.yaml"
+    secret.write_text("root:x:0:0:SECRET-LINE:/root:/bin/bash\n")
+    client = OscClient(server.osc.address[1])
+    for name in (str(secret), "../../" + secret.name):
+        client.send("/musebridge/preset", name)
+        (reason, address), = client.wait_for("/musebridge/error", timeout=3.0)
+        assert address == "/musebridge/preset" and "by name" in reason and "SECRET" not in reason
+        client.received.clear()
+    client.close()
