@@ -147,6 +147,7 @@ class OscSpec:
         self.version: int = int(raw.get("version", 1))
         self.default_port: int = int(raw.get("default_port", 9000))
         self.types: dict[str, str] = dict(raw.get("types", {}))
+        self.rules: list[tuple[str, str]] = [(str(r["rule"]), str(r["doc"])) for r in raw.get("rules", [])]
         self.inbound = self._parse_section(raw.get("inbound", {}), "inbound")
         self.outbound = self._parse_section(raw.get("outbound", {}), "outbound")
         for message in self.inbound.values():
@@ -269,7 +270,7 @@ def render_markdown(spec: OscSpec | None = None) -> str:
         "",
         f"Contract version {spec.version}. The daemon listens on UDP 127.0.0.1:{spec.default_port} by default"
         " (`--osc-host`, `--osc-port`; a non-loopback host accepts only `--osc-allow` senders).",
-        "Replies go to the sender, or to the port registered with `/musebridge/hello`.",
+        "Replies go to the port registered with `/musebridge/hello` (rules below), else to the sender.",
         "A message with an unknown address, a wrong argument count, a wrong type or a value outside its",
         "constraints is refused: the daemon answers `/musebridge/error reason address` and counts it.",
         "Bundles are not accepted.",
@@ -283,6 +284,9 @@ def render_markdown(spec: OscSpec | None = None) -> str:
     ]
     for tag in TYPE_TAGS:
         lines.append(f"| `{tag}` | {_escape(spec.types.get(tag, ''))} |")
+    if spec.rules:
+        lines += ["", "## Playing live: the rules", ""]
+        lines += [f"- **{_escape(rule)}**: {_escape(doc)}" for rule, doc in spec.rules]
     lines += ["", "## Inbound (to the daemon)", ""]
     lines += _table(spec.inbound, with_reply=True)
     lines += ["", "## Outbound (from the daemon)", ""]

@@ -145,16 +145,17 @@ class _OpenNote:
 class BarBuffer:
     """What one track played, as completed notes in song beats, ready to be cut into phrases.
 
-    Note-on/off pairs are matched per (channel, pitch); a repeated note-on closes the note it
-    re-strikes. Starts and ends are quantised with `step` from the bar line of the note's bar
-    (`grid` gives bar lines; step 0 = no quantisation). A note keeps at least one step (or its raw
-    length with the grid off).
+    Note-on/off pairs are matched per (channel, pitch) first in, first out: when two notes of one
+    pitch overlap, the first note-off ends the note that started first (as the MIDI files the
+    offline reader takes pair them). Starts and ends are quantised with `step` from the bar line of
+    the note's bar (`grid` gives bar lines; step 0 = no quantisation). A note keeps at least one
+    step (or its raw length with the grid off).
     """
 
     def __init__(self, grid: BarGrid, step_of: Callable[[Meter], float]) -> None:
         self._grid = grid
         self._step_of = step_of  # Meter -> step in beats
-        self._open: dict[tuple[int, int], _OpenNote] = {}
+        self._open: dict[tuple[int, int], list[_OpenNote]] = {}  # oldest first
         self._done: list[Note] = []
 
     def _q(self, beat: float) -> tuple[float, float]:
@@ -164,17 +165,19 @@ class BarBuffer:
         return quantise(beat, step, origin), step
 
     def note_on(self, channel: int, pitch: int, velocity: int, beat: float) -> None:
-        key = (channel, pitch)
-        if key in self._open:
-            self.note_off(channel, pitch, beat)
         start, _ = self._q(beat)
-        self._open[key] = _OpenNote(pitch, velocity, start)
+        self._open.setdefault((channel, pitch), []).append(_OpenNote(pitch, velocity, start))
 
     def note_off(self, channel: int, pitch: int, beat: float) -> bool:
-        """Close the open note; False when there was none (e.g. it was closed at a phrase end)."""
-        open_note = self._open.pop((channel, pitch), None)
-        if open_note is None:
+        """Close the oldest open note of (channel, pitch); False when there was none (e.g. it was
+        closed at a phrase end)."""
+        key = (channel, pitch)
+        held = self._open.get(key)
+        if not held:
             return False
+        open_note = held.pop(0)
+        if not held:
+            del self._open[key]
         end, step = self._q(beat)
         minimum = step if step > 0 else 1e-3
         duration = max(end - open_note.start, minimum)
@@ -192,17 +195,20 @@ class BarBuffer:
         """True if a note (done or still held) starts in [start, end)."""
         if any(start - _EPS <= n.start < end - _EPS for n in self._done):
             return True
-        return any(start - _EPS <= o.start < end - _EPS for o in self._open.values())
+        return any(start - _EPS <= o.start < end - _EPS for o in self._held())
+
+    def _held(self) -> list[_OpenNote]:
+        return [o for notes in self._open.values() for o in notes]
 
     def is_silent(self, start: float, end: float) -> bool:
         """True if nothing starts or sounds in [start, end)."""
         for n in self._done:
             if n.start < end - _EPS and n.end > start + _EPS:
                 return False
-        return not any(o.start < end - _EPS for o in self._open.values())
+        return not any(o.start < end - _EPS for o in self._held())
 
     def first_start(self) -> float | None:
-        starts = [n.start for n in self._done] + [o.start for o in self._open.values()]
+        starts = [n.start for n in self._done] + [o.start for o in self._held()]
         return min(starts) if starts else None
 
     def take(self, start: float, end: float, meter: Meter, bars: int) -> Phrase:
@@ -227,12 +233,16 @@ class BarBuffer:
                 kept.append(Note(n.pitch, n.velocity, n.start - start, min(n.end, end) - n.start))
             else:
                 remaining.append(n)
-        for key, o in list(self._open.items()):
-            if o.start < end - _EPS:
-                if remove:
-                    del self._open[key]
-                if o.start >= start - _EPS:
+        for key, notes in list(self._open.items()):
+            for o in notes:
+                if o.start < end - _EPS and o.start >= start - _EPS:
                     kept.append(Note(o.pitch, o.velocity, o.start - start, end - o.start))
+            if remove:
+                later = [o for o in notes if o.start >= end - _EPS]
+                if later:
+                    self._open[key] = later
+                else:
+                    del self._open[key]
         if remove:
             self._done = remaining
         return Phrase(tuple(n for n in kept if n.duration > _EPS), bars=bars, meter=meter)
@@ -240,7 +250,8 @@ class BarBuffer:
     def discard_before(self, beat: float) -> None:
         """Forget completed notes starting before `beat` and held notes started before it."""
         self._done = [n for n in self._done if n.start >= beat - _EPS]
-        self._open = {k: o for k, o in self._open.items() if o.start >= beat - _EPS}
+        kept = {k: [o for o in notes if o.start >= beat - _EPS] for k, notes in self._open.items()}
+        self._open = {k: notes for k, notes in kept.items() if notes}
 
     def clear(self) -> None:
         self._done.clear()
@@ -248,4 +259,4 @@ class BarBuffer:
 
     @property
     def held(self) -> int:
-        return len(self._open)
+        return len(self._held())

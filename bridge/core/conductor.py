@@ -4,7 +4,8 @@ It is fed whole MIDI messages, type-checked OSC messages, model results and time
 the time (float seconds, the daemon's one clock), and answers with actions (bridge/core/actions.py)
 for the I/O edges to perform. It performs no I/O and never reads the time itself.
 
-Tracks: MIDI channel c (0..15) is track c + 1; OSC track ids are ints >= 0. A track's output goes
+Tracks: MIDI channel c (0..15) is track c + 1; OSC track ids are ints >= 0; at most MAX_TRACKS are
+kept (a new id past it is refused with a ValueError, answered as /musebridge/error). A track's output goes
 where its input came from (preset `output: same`): MIDI in -> ScheduleNotes on the MIDI output
 (same channel unless `out_channel`), OSC in -> /musebridge/out/clear then /musebridge/out/note per
 note (song beats, sent ahead of time) to every registered client. A track that has had no input yet
@@ -59,6 +60,7 @@ RELOCATE_BEATS = 0.25  # a jump bigger than this while playing is a relocation (
 MAX_IDLE_S = 0.25  # next_tick_time never lies further ahead than this
 MAX_BARS_PER_TICK = 256
 DEFAULT_TRACK = 1  # exists from the start (MIDI channel 1): sample mode plays without any input
+MAX_TRACKS = 64  # tracks the daemon keeps (MIDI channels 1..16 always fit); a new id past it is refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +141,8 @@ class Conductor(OscControl, ContinueControl):
         self._clients: dict[Sender, Sender] = {}
         self._thru_open: dict[tuple[int, int], int] = {}  # (in channel, pitch) -> out channel
         self._bar: int | None = None  # the bar whose dispatch point comes next (None: stopped)
+        # Notes played between MIDI Start/Continue and the first clock tick (the start position).
+        self._preroll: list[tuple[TrackState, mb.NoteOn | mb.NoteOff]] = []
         self._map = self._clock.tempo_map
         self._leader = self._clock.leader
         self.late = 0
@@ -206,12 +210,19 @@ class Conductor(OscControl, ContinueControl):
                 self._thru_open[(msg.channel, msg.pitch)] = self._out_channel(ts)
         if isinstance(msg, mb.NoteOn | mb.NoteOff):
             if self._map.playing:
-                beat = self._map.beat_at(time)
-                if isinstance(msg, mb.NoteOn):
-                    ts.buffer.note_on(msg.channel, msg.pitch, msg.velocity, beat)
-                else:
-                    ts.buffer.note_off(msg.channel, msg.pitch, beat)
+                self._buffer_note(ts, msg, self._map.beat_at(time))
+            elif self._clock.leader == "midi" and self._clock.midi.waiting_first_tick:
+                # After Start/Continue and before the first tick the song stands at its start
+                # position: a note here (the same JACK cycle as the tick, say) belongs to it.
+                self._preroll.append((ts, msg))
         return out + self._states(time)
+
+    @staticmethod
+    def _buffer_note(ts: TrackState, msg: mb.NoteOn | mb.NoteOff, beat: float) -> None:
+        if isinstance(msg, mb.NoteOn):
+            ts.buffer.note_on(msg.channel, msg.pitch, msg.velocity, beat)
+        else:
+            ts.buffer.note_off(msg.channel, msg.pitch, beat)
 
     def handle_osc(self, address: str, args: tuple, sender: Sender, time: float) -> list[Action]:
         """One OSC message, already type-checked and coerced per bridge/osc_spec.json."""
@@ -339,6 +350,8 @@ class Conductor(OscControl, ContinueControl):
             raise ValueError(f"track must be an integer >= 0, got {track!r}")
         ts = self._tracks.get(track)
         if ts is None:
+            if len(self._tracks) >= MAX_TRACKS and not 1 <= track <= 16:
+                raise ValueError(f"too many tracks: {MAX_TRACKS} is the most (track {track} refused)")
             ts = new_track(track, self._preset.track(track), self._grid, self._step_of)
             ts.loop = self._preset.continuation.loop
             if self._bar is not None:
@@ -424,8 +437,10 @@ class Conductor(OscControl, ContinueControl):
         elif msg.kind == "clock":
             follower.tick(time)
         elif msg.kind == "start":
+            self._preroll.clear()
             follower.start(time)
         elif msg.kind == "continue":
+            self._preroll.clear()
             follower.continue_(time)
         elif msg.kind == "stop":
             follower.stop(time)
@@ -451,7 +466,11 @@ class Conductor(OscControl, ContinueControl):
         if new.playing and not old.playing:
             self._map = new
             out.append(TempoChanged(new))
-            self._restart(new.beat_at(time))
+            start = new.beat_at(time)
+            self._restart(start)
+            preroll, self._preroll = self._preroll, []
+            for ts, msg in preroll:
+                self._buffer_note(ts, msg, new.anchor_beat if leader == "midi" else start)
             return out
         if not new.playing:
             moved = abs(new.anchor_beat - old.anchor_beat) > _EPS
@@ -476,6 +495,7 @@ class Conductor(OscControl, ContinueControl):
 
     def _stop(self, time: float) -> list[Action]:
         self._invalidate()
+        self._preroll.clear()
         self._bar = None
         return [ClearOutput(None), *self._to_clients("/musebridge/out/panic", ())]
 
@@ -496,6 +516,7 @@ class Conductor(OscControl, ContinueControl):
         self._bar = bar
         for ts in self._tracks.values():
             ts.phrase_start = self._grid.bar_start(bar)
+            ts.rearm_captures(ts.phrase_start)  # armed while stopped: the first phrase after Play
 
     # -- boundaries and jobs -----------------------------------------------------------------------
 

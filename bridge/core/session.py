@@ -64,8 +64,8 @@ class TrackState:
     phrase_start: float | None = None  # song beat where the phrase being collected started
     clip_a: Phrase | None = None
     clip_b: Phrase | None = None
-    capture_slot: str | None = None
-    capture_from: float = -math.inf
+    captures: list[str] = field(default_factory=list)  # slots asked for, in order (a then b, say)
+    capture_from: float = -math.inf  # the first capture takes the first phrase starting here or later
     call_start_bar: int | None = None
     silent_run: int = 0
     answer_bars: int = 0  # continue: answer length set by /musebridge/bars (0 = preset / call length)
@@ -95,12 +95,31 @@ class TrackState:
         self.jobs.clear()
         self.generation += 1
 
+    @property
+    def capture_slot(self) -> str | None:
+        """The slot the next complete phrase goes to (None: no capture armed)."""
+        return self.captures[0] if self.captures else None
+
     def request_capture(self, slot: str, beat: float, lead: float) -> None:
-        """Capture the next complete phrase (one starting at or after `beat - lead`) as clip `slot`."""
+        """Capture the next complete phrase (one starting at or after `beat - lead`) as clip `slot`.
+
+        Captures queue in the order asked: `b` asked while `a` waits takes the phrase after `a`'s.
+        Asking again for a slot already waiting changes nothing."""
         if slot not in ("a", "b"):
             raise ValueError(f"capture slot must be 'a' or 'b', got {slot!r}")
-        self.capture_slot = slot
-        self.capture_from = beat - lead
+        if slot in self.captures:
+            return
+        if not self.captures:
+            self.capture_from = beat - lead
+        self.captures.append(slot)
+
+    def rearm_captures(self, beat: float) -> None:
+        """The transport (re)started at `beat`: waiting captures take the first phrase from here."""
+        if self.captures:
+            self.capture_from = beat
+
+    def _capture(self, phrase: Phrase) -> None:
+        self.store_clip(self.captures.pop(0), phrase)
 
     def store_clip(self, slot: str, phrase: Phrase) -> None:
         if slot == "a":
@@ -176,9 +195,8 @@ class TrackState:
         start = self.phrase_start if self.phrase_start is not None else grid.bar_start(bar)
         phrase = self.take_phrase(start, bar_end, grid)
         self.phrase_start = bar_end
-        if self.capture_slot is not None and start >= self.capture_from - _EPS and phrase.notes:
-            self.store_clip(self.capture_slot, phrase)
-            self.capture_slot = None
+        if self.captures and start >= self.capture_from - _EPS and phrase.notes:
+            self._capture(phrase)
         mode = self.mode
         bars = self.next_phrase_bars(bar + 1, grid)
         if mode == "transfer":
@@ -196,10 +214,7 @@ class TrackState:
             if start >= self.capture_from - _EPS and self.buffer.has_notes(start, bar_end):
                 # A capture copies the phrase; the call goes on with the same notes.
                 bars = max(1, grid.bar_at(bar_end) - grid.bar_at(start))
-                self.store_clip(
-                    self.capture_slot, self.buffer.peek(start, bar_end, grid.meter_at_bar(bar), bars)
-                )
-                self.capture_slot = None
+                self._capture(self.buffer.peek(start, bar_end, grid.meter_at_bar(bar), bars))
         if self._is_phrase_end(bar, grid):
             self.phrase_start = bar_end
         if bar_end <= self.busy_until + _EPS or self.jobs:
@@ -254,12 +269,17 @@ class TrackState:
         return self._answer(land_bar, land_bar, grid, cont)
 
     def _between_calls(self) -> bool:
-        """Continue mode with an answer to reuse, no job in flight and no call being played."""
+        """Continue mode with an answer to reuse, no job in flight and no call being played (a note
+        played since the answer's input-ignoring time starts a new call, even before its first bar
+        is final: the loop then waits for that call's answer instead of replaying the old one)."""
+        first = self.buffer.first_start()
+        new_call = first is not None and first >= self.busy_until - _EPS
         return (
             self.mode == "continue"
             and self.last_answer is not None
             and not self.jobs
             and self.call_start_bar is None
+            and not new_call
         )
 
     def loop_due(self, bar: int, grid: BarGrid) -> bool:

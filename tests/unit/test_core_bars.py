@@ -81,15 +81,16 @@ def test_held_notes_are_closed_at_the_phrase_end_and_their_off_is_ignored() -> N
     assert buf.take(4.0, 8.0, Meter(), 1).notes == ()
 
 
-def test_silence_and_peek_and_repeated_note_on() -> None:
+def test_silence_and_peek_and_overlapping_same_pitch_notes_pair_first_in_first_out() -> None:
     buf = _buffer()
     buf.note_on(0, 60, 100, 0.0)
-    buf.note_on(0, 60, 100, 1.0)  # re-strike closes the first
+    buf.note_on(0, 60, 90, 1.0)  # overlaps the first: the first note-off ends the first note
     buf.note_off(0, 60, 1.5)
+    buf.note_off(0, 60, 3.0)
     assert not buf.is_silent(0.0, 4.0) and buf.is_silent(4.0, 8.0)
     assert buf.has_notes(0.0, 4.0) and not buf.has_notes(1.5, 4.0)
     peeked = buf.peek(0.0, 4.0, Meter(), 1)
-    assert peeked.notes == (Note(60, 100, 0.0, 1.0), Note(60, 100, 1.0, 0.5))
+    assert peeked.notes == (Note(60, 100, 0.0, 1.5), Note(60, 90, 1.0, 2.0))
     assert buf.take(0.0, 4.0, Meter(), 1) == peeked
     buf.add_note(67, 50, 5.1, 0.9)  # OSC note, quantised
     assert buf.take(4.0, 8.0, Meter(), 1).notes == (Note(67, 50, 1.0, 1.0),)
@@ -101,3 +102,13 @@ def test_quantisation_is_counted_from_the_bar_line_in_7_8() -> None:
     buf.note_off(0, 60, 3.9)
     assert buf.take(0.0, 3.5, Meter(7, 8), 1).notes == ()
     assert buf.take(3.5, 7.0, Meter(7, 8), 1).notes == (Note(60, 100, 0.0, 0.5),)
+
+
+def test_overlapping_same_pitch_notes_still_held_at_the_phrase_end_are_clipped_in_order() -> None:
+    buf = _buffer()
+    buf.note_on(0, 62, 100, 2.0)
+    buf.note_on(0, 62, 80, 3.0)
+    buf.note_off(0, 62, 3.5)  # ends the note from 2.0; the one from 3.0 is held over the bar line
+    assert buf.held == 1
+    assert buf.take(0.0, 4.0, Meter(), 1).notes == (Note(62, 100, 2.0, 1.5), Note(62, 80, 3.0, 1.0))
+    assert buf.held == 0 and not buf.note_off(0, 62, 4.5)  # its late note-off is ignored

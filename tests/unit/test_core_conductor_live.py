@@ -1,0 +1,132 @@
+"""Playing it live (issue 11), in memory with the fake clock: every note of the phrase reaches the
+model, captures follow the musician's order, the track table is bounded."""
+
+from __future__ import annotations
+
+from conductor_harness import TICK_120, Harness, continue_preset, note, preset
+
+from musebridge.core.actions import ScheduleNotes, SubmitJob
+from musebridge.core.conductor import MAX_TRACKS
+from musebridge.core.music import Note
+
+
+def jobs(h: Harness) -> list[SubmitJob]:
+    return h.of(SubmitJob)
+
+
+def play_midi_clock(h: Harness, start_s: float, beats: float, first: int = 0) -> None:
+    """MIDI clock ticks at 120 BPM from `start_s` (tick `first` onwards) for `beats` beats."""
+    for i in range(first, int(beats * 24)):
+        h.midi(start_s + i * TICK_120, 0xF8)
+
+
+# -- the phrase a musician played is the phrase the model gets ------------------------------------
+
+
+def test_overlapping_same_pitch_notes_pair_first_in_first_out() -> None:
+    h = Harness(preset("transfer", bars=1))
+    h.midi(0.0, 0x90, 60, 100)
+    h.midi(0.5, 0x90, 60, 70)  # the same key again before the first is released
+    h.midi(0.75, 0x80, 60, 0)  # ends the note from beat 0
+    h.midi(1.25, 0x80, 60, 0)  # ends the note from beat 1
+    h.advance(1.95)
+    (job,) = jobs(h)
+    assert job.job.request.phrase.notes == (Note(60, 100, 0.0, 1.5), Note(60, 70, 1.0, 1.5))
+
+
+def test_a_note_just_before_the_first_clock_tick_after_start_belongs_to_the_start() -> None:
+    h = Harness(preset("transfer", bars=1), clock="midi")
+    h.midi(1.0, 0xFA)
+    h.midi(1.009, 0x90, 64, 100)  # 1 ms before the first tick (one JACK cycle)
+    h.midi(1.010, 0xF8)
+    h.midi(1.2, 0x80, 64, 0)
+    play_midi_clock(h, 1.010, 4.2, first=1)
+    (job,) = jobs(h)
+    assert job.job.request.phrase.notes == (Note(64, 100, 0.0, 0.5),)
+    assert job.job.land_beat == 4.0
+
+
+def test_notes_before_a_start_that_never_ticked_are_forgotten_at_the_next_start() -> None:
+    h = Harness(preset("transfer", bars=1), clock="midi")
+    h.midi(1.0, 0xFA)
+    h.midi(1.005, 0x90, 64, 100)
+    h.midi(1.006, 0xFC)  # stopped before the first tick: nothing played
+    h.midi(1.5, 0xFA)
+    h.midi(1.51, 0xF8)
+    play_midi_clock(h, 1.51, 4.2, first=1)
+    assert not jobs(h)
+
+
+# -- captures follow the musician ------------------------------------------------------------------
+
+
+def test_capture_armed_while_stopped_takes_the_first_phrase_after_play() -> None:
+    h = Harness(preset("interpolate", bars=1))  # auto: the internal clock runs until MIDI clock comes
+    h.advance(300.0)  # five minutes of uptime: the internal clock is at beat 600
+    h.osc(300.0, "/musebridge/capture", 1, "a")
+    h.midi(301.0, 0xFA)
+    h.midi(301.0, 0xF8)
+    h.midi(301.1, 0x90, 62, 100)  # beat 0.2 of the song -> 0.25 on the grid
+    h.midi(301.35, 0x80, 62, 0)
+    play_midi_clock(h, 301.0, 4.2, first=1)
+    ts = h.c.track_state(1)
+    assert ts.clip_a is not None and ts.clip_a.notes == (Note(62, 100, 0.25, 0.5),)
+    assert ts.capture_slot is None
+
+
+def test_capture_b_while_a_is_pending_keeps_both_in_order() -> None:
+    h = Harness(preset("interpolate", bars=1))
+    h.osc(0.0, "/musebridge/hello", 50001)
+    h.osc(0.0, "/musebridge/capture", 1, "a")
+    h.osc(0.1, "/musebridge/capture", 1, "b")  # A has not been taken yet
+    h.osc(0.2, "/musebridge/capture", 1, "b")  # asked twice: still one capture
+    assert h.c.track_state(1).captures == ["a", "b"]
+    note(h, 0.0, 0.5, 60)  # bar 0 -> A
+    note(h, 2.0, 2.5, 67)  # bar 1 -> B
+    h.advance(3.95)
+    ts = h.c.track_state(1)
+    assert ts.clip_a is not None and ts.clip_a.notes == (Note(60, 100, 0.0, 1.0),)
+    assert ts.clip_b is not None and ts.clip_b.notes == (Note(67, 100, 0.0, 1.0),)
+    states = [a.args[1] for a in h.osc_sent("/musebridge/state")]
+    assert states[:4] == ["idle", "capturing_a", "capturing_b", "thinking"]
+
+
+def test_loop_switched_on_while_a_new_call_is_played_waits_for_that_calls_answer() -> None:
+    """Rule: a note played after the last answer ended starts a new call at once; the loop switched
+    on then does not replay the old answer over the call: it repeats the new call's answer."""
+    h = Harness(continue_preset(silent_bars=1, max_call_bars=8))
+    note(h, 2.0, 2.5, 60)  # call on bar 1, silent bar 2: the answer lands on beat 12 (bars 3)
+    h.advance(8.0)  # beat 16: the 1-bar answer (12..16) is over
+    assert [a.replace_from for a in h.of(ScheduleNotes)] == [12.0]
+    note(h, 8.5, 8.75, 65)  # a new call starts in bar 4 (beats 16..20)
+    h.osc(9.0, "/musebridge/loop", 1, 1)  # loop on while it is being played (bar 4 not final yet)
+    h.advance(12.2)  # beat 24.4: bar 5 silent -> the new answer on beat 24
+    schedules = [(a.replace_from, a.notes) for a in h.of(ScheduleNotes)]
+    assert [land for land, _ in schedules] == [12.0, 24.0], "the old answer must not play over the call"
+    assert schedules[1][1] == (Note(77, 100, 25.0, 0.5),)
+    h.advance(14.2)  # beat 28.4: now the loop repeats the new answer
+    assert [a.replace_from for a in h.of(ScheduleNotes)] == [12.0, 24.0, 28.0]
+
+
+# -- bounded track state ---------------------------------------------------------------------------
+
+
+def test_track_ids_past_the_maximum_are_refused_with_an_error() -> None:
+    h = Harness(preset("thru"))
+    h.osc(0.0, "/musebridge/hello", 50001)
+    for track in range(100, 100 + 2 * MAX_TRACKS):
+        h.osc(0.0, "/musebridge/genre", track, "")
+    assert h.c.status(0.0).tracks == MAX_TRACKS
+    errors = [a.args for a in h.osc_sent("/musebridge/error")]
+    assert len(errors) == MAX_TRACKS + 1  # the default track 1 counts; every id past the maximum
+    assert errors[0] == (f"too many tracks: {MAX_TRACKS} is the most (track {100 + MAX_TRACKS - 1} refused)",
+                         "/musebridge/genre")
+    h.midi(0.1, 0x9F, 60, 100)  # MIDI channel 16 is always a track
+    assert h.c.track_state(16).mode == "thru"
+
+
+def test_the_documented_track_maximum_is_the_daemons() -> None:
+    from musebridge.osc_spec import load_spec
+
+    rules = dict(load_spec().rules)
+    assert f"at most {MAX_TRACKS} tracks" in rules["Tracks"]
