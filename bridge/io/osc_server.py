@@ -5,7 +5,9 @@
     server.send("/musebridge/pong", (), ("127.0.0.1", 9001))
     server.stop()
 
-Every datagram is parsed here (python-osc's parser, errors caught): a malformed datagram, a bundle,
+Every datagram is checked for an exact OSC 1.0 layout (osc_layout_problem: arguments must fill their
+type tags, no byte cut short or left over), then parsed here (python-osc's parser, errors caught): a
+malformed datagram, a bundle,
 an unknown address, a wrong argument count, type or value goes to `on_bad(address, reason, sender,
 time)`; a good message, with its args coerced to the spec's types, goes to `on_message(address, args,
 sender, time)`. `time` is time.perf_counter() at receipt. Callbacks must only timestamp and enqueue;
@@ -85,6 +87,59 @@ def add_osc_arguments(parser: argparse.ArgumentParser) -> None:
         help="with a non-loopback --osc-host, accept datagrams from these addresses/networks "
         "(repeatable or comma-separated; loopback is always accepted)",
     )
+
+
+_FIXED_SIZES = {"i": 4, "f": 4, "c": 4, "r": 4, "m": 4, "h": 8, "t": 8, "d": 8,
+                "T": 0, "F": 0, "N": 0, "I": 0, "[": 0, "]": 0}
+
+
+def _string_end(datagram: bytes, start: int) -> int | None:
+    """End (exclusive, padded to 4) of the OSC-string at `start`, or None when it is cut short."""
+    nul = datagram.find(b"\x00", start)
+    if nul < 0:
+        return None
+    end = (nul // 4 + 1) * 4
+    return end if end <= len(datagram) else None
+
+
+def osc_layout_problem(datagram: bytes) -> str | None:
+    """Why `datagram` is not one whole OSC 1.0 message, or None when its arguments exactly fill
+    their type tags (OSC 1.0 spec: 4-byte aligned strings and blobs, fixed-size numbers).
+
+    python-osc pads a float cut short with zeros (a Reaktor quirk), so a truncated datagram would
+    pass as a different number; the daemon refuses it instead. Never raises."""
+    if len(datagram) % 4:
+        return f"{len(datagram)} bytes is not a multiple of 4"
+    end = _string_end(datagram, 0)
+    if end is None:
+        return "the address is cut short"
+    if end == len(datagram):
+        return None  # no type tag string: a message without arguments
+    tags_end = _string_end(datagram, end)
+    if tags_end is None or datagram[end:end + 1] != b",":
+        return "no type tag string after the address"
+    tags = datagram[end + 1:datagram.index(b"\x00", end)].decode("ascii", "replace")
+    offset = tags_end
+    for position, tag in enumerate(tags):
+        size = _FIXED_SIZES.get(tag)
+        if size is not None:
+            offset += size
+        elif tag in "sS":
+            string_end = _string_end(datagram, offset)
+            offset = string_end if string_end is not None else len(datagram) + 1
+        elif tag == "b":
+            head = datagram[offset:offset + 4]
+            size = int.from_bytes(head, "big", signed=True) if len(head) == 4 else 0
+            if size < 0:
+                return f"argument {position + 1} (blob) has a negative size"
+            offset += 4 + (size + 3) // 4 * 4
+        else:
+            return f"unknown type tag {tag!r}"
+        if offset > len(datagram):
+            return f"argument {position + 1} (type {tag!r}) is cut short: the datagram ends first"
+    if offset != len(datagram):
+        return f"{len(datagram) - offset} bytes after the last argument"
+    return None
 
 
 def _address_of_garbage(datagram: bytes) -> str:
@@ -250,6 +305,9 @@ class OscServer:
             self._bad("#bundle", "OSC bundles are not accepted; send plain messages", sender, now)
             return
         try:
+            problem = osc_layout_problem(datagram)
+            if problem is not None:
+                raise ValueError(problem)
             message = OscMessage(datagram)
             address = message.address
             params = tuple(message.params)

@@ -88,6 +88,11 @@ def test_good_message_is_coerced_and_timestamped(server, recorder, client):
         (datagram("/musebridge/mode", 1, "x"), "/musebridge/mode", "expected one of"),
         (datagram("/musebridge/ping", 1), "/musebridge/ping", "expected 0 args"),
         (datagram("/musebridge/bars", 1, None), "/musebridge/bars", "expected an int"),
+        # issue 13: a float cut short was padded with zeros by the parser (tempo 32 BPM)
+        (datagram("/musebridge/tempo", 120.0)[:-2], "/musebridge/tempo", "malformed OSC datagram"),
+        (datagram("/musebridge/tempo", 120.0)[:-4], "/musebridge/tempo", "is cut short"),
+        (datagram("/musebridge/genre", 1, "folk")[:-4], "/musebridge/genre", "is cut short"),
+        (datagram("/musebridge/tempo", 120.0) + b"\x00" * 4, "/musebridge/tempo", "after the last argument"),
     ],
 )
 def test_bad_datagrams_go_to_on_bad_and_the_server_survives(
@@ -238,3 +243,26 @@ def test_oscdump_reads_what_the_server_sends(server):
     words = words[words.index("/musebridge/out/note"):]
     assert words[1] == "iiiff"
     assert [float(v) for v in words[2:]] == [2, 64, 90, 8, 0.5]
+
+
+@pytest.mark.parametrize(
+    ("payload", "problem"),
+    [
+        (b"/a\x00\x00", None),
+        (b"/a\x00\x00,\x00\x00\x00", None),
+        (b"/a\x00\x00,ifs\x00\x00\x00\x00" + bytes(8) + b"ab\x00\x00", None),
+        (b"/a\x00\x00,b\x00\x00\x00\x00\x00\x05hello\x00\x00\x00", None),
+        (b"/a\x00\x00,b\x00\x00\xff\xff\xff\xfb", "negative size"),
+        (b"/a\x00\x00,b\x00\x00\x00\x00\x00\x05hell", "cut short"),
+        (b"/a\x00\x00,s\x00\x00abcd", "cut short"),
+        (b"/abc", "address is cut short"),
+        (b"/a\x00\x00,x\x00\x00", "unknown type tag"),
+        (b"/a\x00\x00i\x00\x00\x00", "no type tag string"),
+        (b"/a\x00", "multiple of 4"),
+    ],
+)
+def test_osc_layout_problem(payload: bytes, problem: str | None) -> None:
+    from musebridge.io.osc_server import osc_layout_problem
+
+    found = osc_layout_problem(payload)
+    assert found is None if problem is None else problem in (found or "")
