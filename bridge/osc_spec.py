@@ -58,6 +58,7 @@ class MessageSpec:
     repeat: tuple[ArgSpec, ...]
     doc: str
     reply: str | None = None
+    max_repeat: int | None = None  # most `repeat` groups one message may carry
 
     def signature(self) -> str:
         """e.g. 'track:i length:f [pitch:i start:f duration:f velocity:i]...'"""
@@ -175,8 +176,11 @@ class OscSpec:
                     raise SpecError(f"{address}: choices on non-string arg {arg.name!r}")
                 if arg.range is not None and arg.type == "s":
                     raise SpecError(f"{address}: range on string arg {arg.name!r}")
+            max_repeat = entry.get("max_repeat")
+            if max_repeat is not None and (not repeat or not isinstance(max_repeat, int) or max_repeat < 1):
+                raise SpecError(f"{address}: max_repeat needs repeat groups and a positive int")
             messages[address] = MessageSpec(
-                address, direction, args, repeat, str(entry.get("doc", "")), entry.get("reply")
+                address, direction, args, repeat, str(entry.get("doc", "")), entry.get("reply"), max_repeat
             )
         return messages
 
@@ -197,6 +201,12 @@ class OscSpec:
                     False,
                     reason=f"{address}: expected {fixed} args then groups of {group} "
                     f"({message.signature()}), got {count}",
+                )
+            groups = (count - fixed) // group
+            if message.max_repeat is not None and groups > message.max_repeat:
+                return Validation(
+                    False, reason=f"{address}: at most {message.max_repeat} groups "
+                    f"[{' '.join(arg.name for arg in message.repeat)}], got {groups}",
                 )
         elif count != fixed:
             plural = "" if fixed == 1 else "s"
@@ -241,6 +251,8 @@ def _constraints(message: MessageSpec) -> str:
             parts.append(f"{arg.name} ∈ {{{', '.join(arg.choices)}}}")
         if arg.range is not None:
             parts.append(f"{arg.name} ∈ [{_number(arg.range[0])}, {_number(arg.range[1])}]")
+    if message.max_repeat is not None:
+        parts.append(f"at most {message.max_repeat} groups")
     return "; ".join(parts)
 
 

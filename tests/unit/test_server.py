@@ -197,3 +197,23 @@ def test_osc_preset_by_path_is_refused_without_the_files_content(running, tmp_pa
         assert address == "/musebridge/preset" and "by name" in reason and "SECRET" not in reason
         client.received.clear()
     client.close()
+
+
+@pytest.mark.parametrize(("notes", "length", "fragment"), [(3000, 100_000.0, "at most 1024 groups"),
+                                                             (10, 100_000.0, "'length'"),
+                                                             (10, 64.0, "'start'")])
+def test_a_clip_over_the_documented_limits_is_refused_before_any_work(
+    running, notes: int, length: float, fragment: str
+) -> None:
+    """Issue 13: 3,000 notes over 100,000 beats drove the model child past 3 GB."""
+    server, _ = running
+    client = OscClient(server.osc.address[1])
+    flat: list[object] = []
+    for index in range(notes):
+        start = index * (length / notes) if fragment != "'start'" else 300.0 + index
+        flat += [60, float(start), 0.5, 100]
+    client.send("/musebridge/clip", 1, "in", length, *flat)
+    (reason, address), = client.wait_for("/musebridge/error", timeout=3.0)
+    assert address == "/musebridge/clip" and fragment in reason, reason
+    assert server.engine is not None and server.engine.stats().submitted == 0
+    client.close()
