@@ -39,7 +39,6 @@
 		"description": "MuseBridge: neural music models in Live's own time (needs `musebridge serve`).",
 		"digest": "Genre transfer, call and response, MusicVAE morphs; plays answers on Live's beats.",
 		"tags": "musebridge midi osc",
-		"amxdtype": 1835887981,
 		"boxes": [
 			{
 				"box": {
@@ -61,27 +60,158 @@
 			},
 			{
 				"box": {
-					"id": "obj-midiparse",
+					"id": "obj-midiselect",
 					"maxclass": "newobj",
 					"numinlets": 1,
 					"numoutlets": 8,
-					"patching_rect": [
-						30.0,
-						65.0,
-						110.0,
-						22.0
-					],
-					"text": "midiparse",
 					"outlettype": [
 						"",
 						"",
 						"",
 						"int",
 						"int",
+						"int",
+						"int",
+						"int"
+					],
+					"patching_rect": [
+						30.0,
+						65.0,
+						170.0,
+						22.0
+					],
+					"text": "midiselect @ch all @note all"
+				}
+			},
+			{
+				"box": {
+					"id": "obj-note-split",
+					"maxclass": "newobj",
+					"numinlets": 1,
+					"numoutlets": 2,
+					"outlettype": [
 						"",
+						""
+					],
+					"patching_rect": [
+						30.0,
+						100.0,
+						40.0,
+						22.0
+					],
+					"text": "t l l"
+				}
+			},
+			{
+				"box": {
+					"id": "obj-note-rev",
+					"maxclass": "newobj",
+					"numinlets": 2,
+					"numoutlets": 2,
+					"outlettype": [
+						"",
+						""
+					],
+					"patching_rect": [
+						90.0,
+						135.0,
+						50.0,
+						22.0
+					],
+					"text": "zl rev"
+				}
+			},
+			{
+				"box": {
+					"id": "obj-note-off",
+					"maxclass": "newobj",
+					"numinlets": 2,
+					"numoutlets": 2,
+					"outlettype": [
+						"",
+						""
+					],
+					"patching_rect": [
+						90.0,
+						170.0,
+						50.0,
+						22.0
+					],
+					"text": "route 0"
+				}
+			},
+			{
+				"box": {
+					"id": "obj-note-off-format",
+					"maxclass": "newobj",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"patching_rect": [
+						90.0,
+						205.0,
+						60.0,
+						22.0
+					],
+					"text": "append 0"
+				}
+			},
+			{
+				"box": {
+					"id": "obj-thru-gate",
+					"maxclass": "newobj",
+					"numinlets": 2,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"patching_rect": [
+						160.0,
+						205.0,
+						50.0,
+						22.0
+					],
+					"text": "gate 1 1"
+				}
+			},
+			{
+				"box": {
+					"id": "obj-note-on-rev",
+					"maxclass": "newobj",
+					"numinlets": 2,
+					"numoutlets": 2,
+					"outlettype": [
+						"",
+						""
+					],
+					"patching_rect": [
+						160.0,
+						240.0,
+						50.0,
+						22.0
+					],
+					"text": "zl rev"
+				}
+			},
+			{
+				"box": {
+					"id": "obj-midiformat-thru",
+					"maxclass": "newobj",
+					"numinlets": 7,
+					"numoutlets": 2,
+					"outlettype": [
 						"int",
 						""
-					]
+					],
+					"patching_rect": [
+						90.0,
+						280.0,
+						140.0,
+						22.0
+					],
+					"text": "midiformat"
 				}
 			},
 			{
@@ -92,8 +222,8 @@
 					"numoutlets": 1,
 					"patching_rect": [
 						30.0,
-						100.0,
-						95.0,
+						135.0,
+						50.0,
 						22.0
 					],
 					"text": "prepend note_in",
@@ -141,7 +271,7 @@
 					"id": "obj-js",
 					"maxclass": "newobj",
 					"numinlets": 1,
-					"numoutlets": 5,
+					"numoutlets": 6,
 					"patching_rect": [
 						30.0,
 						400.0,
@@ -150,6 +280,7 @@
 					],
 					"text": "js musebridge.js",
 					"outlettype": [
+						"",
 						"",
 						"",
 						"",
@@ -189,7 +320,7 @@
 						100.0,
 						22.0
 					],
-					"text": "udpreceive 9001",
+					"text": "udpreceive 0",
 					"outlettype": [
 						""
 					]
@@ -320,7 +451,9 @@
 								0
 							],
 							"parameter_info": "thru: no model. transfer: the last phrase in another genre. continue: the model answers your phrase. interpolate: morph between captured A and B. sample: new phrases.",
-							"parameter_annotation_name": "Mode"
+							"parameter_annotation_name": "Mode",
+							"parameter_modmode": 4,
+							"parameter_invisible": 0
 						}
 					},
 					"varname": "Mode",
@@ -388,7 +521,9 @@
 								0
 							],
 							"parameter_info": "Target genre of transfer (and the genre the model is conditioned on).",
-							"parameter_annotation_name": "Genre"
+							"parameter_annotation_name": "Genre",
+							"parameter_modmode": 4,
+							"parameter_invisible": 0
 						}
 					},
 					"varname": "Genre",
@@ -451,7 +586,9 @@
 							],
 							"parameter_unitstyle": 1,
 							"parameter_info": "Sampling temperature: low is safe, high is adventurous.",
-							"parameter_annotation_name": "Temperature"
+							"parameter_annotation_name": "Temperature",
+							"parameter_modmode": 2,
+							"parameter_invisible": 0
 						}
 					},
 					"varname": "Temperature",
@@ -514,7 +651,9 @@
 							],
 							"parameter_unitstyle": 0,
 							"parameter_info": "Phrase length in bars (the answer length in continue mode).",
-							"parameter_annotation_name": "Bars"
+							"parameter_annotation_name": "Bars",
+							"parameter_modmode": 4,
+							"parameter_invisible": 0
 						}
 					},
 					"varname": "Bars",
@@ -577,7 +716,9 @@
 							],
 							"parameter_unitstyle": 1,
 							"parameter_info": "Interpolation point between clip A (0) and clip B (1).",
-							"parameter_annotation_name": "Position"
+							"parameter_annotation_name": "Position",
+							"parameter_modmode": 2,
+							"parameter_invisible": 0
 						}
 					},
 					"varname": "Position",
@@ -642,7 +783,9 @@
 								0
 							],
 							"parameter_info": "Capture the next phrase you play as interpolation clip A.",
-							"parameter_annotation_name": "Capture A"
+							"parameter_annotation_name": "Capture A",
+							"parameter_modmode": 0,
+							"parameter_invisible": 0
 						}
 					},
 					"varname": "Capture A",
@@ -710,7 +853,9 @@
 								0
 							],
 							"parameter_info": "Capture the next phrase you play as interpolation clip B.",
-							"parameter_annotation_name": "Capture B"
+							"parameter_annotation_name": "Capture B",
+							"parameter_modmode": 0,
+							"parameter_invisible": 0
 						}
 					},
 					"varname": "Capture B",
@@ -778,7 +923,9 @@
 								0
 							],
 							"parameter_info": "Run the mode on the selected MIDI clip; the answer goes into the next empty clip slots.",
-							"parameter_annotation_name": "Generate to Clip"
+							"parameter_annotation_name": "Generate to Clip",
+							"parameter_modmode": 0,
+							"parameter_invisible": 0
 						}
 					},
 					"varname": "Generate to Clip",
@@ -846,7 +993,9 @@
 								0
 							],
 							"parameter_info": "All notes off, here and in the daemon.",
-							"parameter_annotation_name": "Panic"
+							"parameter_annotation_name": "Panic",
+							"parameter_modmode": 0,
+							"parameter_invisible": 0
 						}
 					},
 					"varname": "Panic",
@@ -914,7 +1063,9 @@
 								1
 							],
 							"parameter_info": "Also pass your played notes through while a model mode runs.",
-							"parameter_annotation_name": "Monitor"
+							"parameter_annotation_name": "Monitor",
+							"parameter_modmode": 4,
+							"parameter_invisible": 0
 						}
 					},
 					"varname": "Monitor",
@@ -971,7 +1122,7 @@
 						"valueof": {
 							"parameter_longname": "OSC Port",
 							"parameter_shortname": "Port",
-							"parameter_type": 1,
+							"parameter_type": 0,
 							"parameter_mmin": 1024.0,
 							"parameter_mmax": 65518.0,
 							"parameter_initial_enable": 1,
@@ -980,7 +1131,9 @@
 							],
 							"parameter_unitstyle": 0,
 							"parameter_info": "UDP port of `musebridge serve` (default 9000); answers come back on this port + 1 + Track.",
-							"parameter_annotation_name": "OSC Port"
+							"parameter_annotation_name": "OSC Port",
+							"parameter_modmode": 0,
+							"parameter_invisible": 1
 						}
 					},
 					"varname": "OSC Port",
@@ -1043,7 +1196,9 @@
 							],
 							"parameter_unitstyle": 0,
 							"parameter_info": "The daemon track this device plays (one per device instance).",
-							"parameter_annotation_name": "Track"
+							"parameter_annotation_name": "Track",
+							"parameter_modmode": 0,
+							"parameter_invisible": 1
 						}
 					},
 					"varname": "Track",
@@ -1107,7 +1262,9 @@
 								0
 							],
 							"parameter_info": "Continue mode: repeat the last answer, bar-aligned, until you play a new call.",
-							"parameter_annotation_name": "Loop"
+							"parameter_annotation_name": "Loop",
+							"parameter_modmode": 4,
+							"parameter_invisible": 0
 						}
 					},
 					"varname": "Loop",
@@ -1190,7 +1347,9 @@
 							"parameter_mmax": 1,
 							"parameter_initial_enable": 0,
 							"parameter_info": "Continue mode: a new answer made from the last one (lands where the playing answer ends).",
-							"parameter_annotation_name": "Mutate"
+							"parameter_annotation_name": "Mutate",
+							"parameter_modmode": 0,
+							"parameter_invisible": 0
 						}
 					},
 					"varname": "Mutate",
@@ -1286,24 +1445,168 @@
 		"lines": [
 			{
 				"patchline": {
-					"destination": [
-						"obj-midiparse",
-						0
-					],
 					"source": [
 						"obj-midiin",
+						0
+					],
+					"destination": [
+						"obj-midiselect",
 						0
 					]
 				}
 			},
 			{
 				"patchline": {
+					"source": [
+						"obj-midiselect",
+						7
+					],
+					"destination": [
+						"obj-midiout",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-midiselect",
+						6
+					],
+					"destination": [
+						"obj-midiformat-thru",
+						6
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-midiselect",
+						0
+					],
+					"destination": [
+						"obj-note-split",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-note-split",
+						1
+					],
+					"destination": [
+						"obj-note-rev",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-note-split",
+						0
+					],
 					"destination": [
 						"obj-prepend-note",
 						0
-					],
+					]
+				}
+			},
+			{
+				"patchline": {
 					"source": [
-						"obj-midiparse",
+						"obj-note-rev",
+						0
+					],
+					"destination": [
+						"obj-note-off",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-note-off",
+						0
+					],
+					"destination": [
+						"obj-note-off-format",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-note-off-format",
+						0
+					],
+					"destination": [
+						"obj-midiformat-thru",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-note-off",
+						1
+					],
+					"destination": [
+						"obj-thru-gate",
+						1
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-thru-gate",
+						0
+					],
+					"destination": [
+						"obj-note-on-rev",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-note-on-rev",
+						0
+					],
+					"destination": [
+						"obj-midiformat-thru",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-midiformat-thru",
+						0
+					],
+					"destination": [
+						"obj-midiout",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-js",
+						5
+					],
+					"destination": [
+						"obj-thru-gate",
 						0
 					]
 				}
@@ -1317,78 +1620,6 @@
 					"source": [
 						"obj-prepend-note",
 						0
-					]
-				}
-			},
-			{
-				"patchline": {
-					"destination": [
-						"obj-midiformat",
-						1
-					],
-					"source": [
-						"obj-midiparse",
-						1
-					]
-				}
-			},
-			{
-				"patchline": {
-					"destination": [
-						"obj-midiformat",
-						2
-					],
-					"source": [
-						"obj-midiparse",
-						2
-					]
-				}
-			},
-			{
-				"patchline": {
-					"destination": [
-						"obj-midiformat",
-						3
-					],
-					"source": [
-						"obj-midiparse",
-						3
-					]
-				}
-			},
-			{
-				"patchline": {
-					"destination": [
-						"obj-midiformat",
-						4
-					],
-					"source": [
-						"obj-midiparse",
-						4
-					]
-				}
-			},
-			{
-				"patchline": {
-					"destination": [
-						"obj-midiformat",
-						5
-					],
-					"source": [
-						"obj-midiparse",
-						5
-					]
-				}
-			},
-			{
-				"patchline": {
-					"destination": [
-						"obj-midiformat",
-						6
-					],
-					"source": [
-						"obj-midiparse",
-						6
 					]
 				}
 			},
@@ -1943,6 +2174,7 @@
 		"dependency_cache": [
 			{
 				"name": "musebridge.js",
+				"bootpath": "~/Music/Ableton/User Library/Presets/MIDI Effects/Max MIDI Effect/MuseBridge",
 				"patcherrelativepath": ".",
 				"type": "TEXT",
 				"implicit": 1
@@ -1950,6 +2182,40 @@
 		],
 		"latency": 0,
 		"is_mpe": 0,
+		"project": {
+			"version": 1,
+			"creationdate": 3810000000,
+			"modificationdate": 3810000000,
+			"viewrect": [
+				0.0,
+				0.0,
+				300.0,
+				500.0
+			],
+			"autoorganize": 1,
+			"hideprojectwindow": 1,
+			"showdependencies": 1,
+			"autolocalize": 0,
+			"contents": {
+				"patchers": {},
+				"code": {
+					"musebridge.js": {
+						"kind": "javascript",
+						"local": 1
+					}
+				}
+			},
+			"layout": {},
+			"searchpath": {},
+			"detailsvisible": 0,
+			"amxdtype": 1835887981,
+			"readonly": 0,
+			"devpathtype": 0,
+			"devpath": ".",
+			"sortmode": 0,
+			"viewmode": 0,
+			"includepackages": 0
+		},
 		"autosave": 0
 	}
 }

@@ -10,10 +10,12 @@ from typing import Any
 
 from musebridge.device.build import (
     DEVICE_FILE,
+    FROZEN_FILE,
     PATCHER_FILE,
     SCRIPT_FILE,
     AmxdError,
     build_amxd,
+    build_frozen_amxd,
     embed_spec,
     unpack_amxd,
     validate_patcher,
@@ -37,8 +39,13 @@ def _read(path: Path) -> str:
         raise UserError(f"cannot read {path}: {error.strerror}") from error
 
 
+def frozen_device(patcher_text: str, js_text: str) -> bytes:
+    """The frozen device for these sources (the script is the only file the patcher loads)."""
+    return build_frozen_amxd(patcher_text, {SCRIPT_FILE: js_text.encode("utf-8")})
+
+
 def device_problems(folder: Path) -> list[str]:
-    """What is wrong with the device in `folder`: graph, stale spec block, stale or broken .amxd."""
+    """What is wrong with the device in `folder`: graph, stale spec block, stale or broken .amxd files."""
     patcher_text = _read(folder / PATCHER_FILE)
     js_text = _read(folder / SCRIPT_FILE)
     try:
@@ -60,6 +67,11 @@ def device_problems(folder: Path) -> list[str]:
             problems.append(f"{DEVICE_FILE}: {error}")
         if built.read_bytes() != build_amxd(patcher_text):
             problems.append(f"{DEVICE_FILE} differs from {PATCHER_FILE} (run `musebridge device build`)")
+    frozen = folder / FROZEN_FILE
+    if not frozen.is_file():
+        problems.append(f"{FROZEN_FILE} is missing (run `musebridge device build`)")
+    elif not problems and frozen.read_bytes() != frozen_device(patcher_text, js_text):
+        problems.append(f"{FROZEN_FILE} differs from its sources (run `musebridge device build`)")
     return problems
 
 
@@ -88,7 +100,10 @@ def run_build(args: argparse.Namespace) -> int:
     target.write_bytes(build_amxd(patcher_text))
     if out_dir != folder:
         (out_dir / SCRIPT_FILE).write_text(fresh_js, encoding="utf-8")
-    print(f"wrote {target} ({target.stat().st_size} bytes)")
+    print(f"wrote {target} ({target.stat().st_size} bytes; unfrozen, loads {SCRIPT_FILE} beside it)")
+    frozen = out_dir / FROZEN_FILE
+    frozen.write_bytes(frozen_device(patcher_text, fresh_js))
+    print(f"wrote {frozen} ({frozen.stat().st_size} bytes; frozen, holds {SCRIPT_FILE}: share this one)")
     return 0
 
 
@@ -105,7 +120,9 @@ def run_check(args: argparse.Namespace) -> int:
 def run_install(args: argparse.Namespace) -> int:
     from musebridge.device.install import INSTALL_SUBFOLDER, install_device
 
-    installed = install_device(source_dir(), Path(args.path).expanduser() if args.path else None)
+    installed = install_device(
+        source_dir(), Path(args.path).expanduser() if args.path else None, frozen=not args.unfrozen
+    )
     for path in installed:
         print(f"installed {path}")
     print(f"In Live: Browser > User Library > {INSTALL_SUBFOLDER.as_posix()} > {installed[0].name}")
@@ -117,7 +134,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "device", help="build, check or install the Max for Live device (MuseBridge.amxd)"
     )
     actions = parser.add_subparsers(dest="device_command", metavar="ACTION", required=True)
-    build = actions.add_parser("build", help="refresh the JS's OSC spec block and write MuseBridge.amxd")
+    build = actions.add_parser(
+        "build", help="refresh the JS's OSC spec block; write MuseBridge.amxd and the frozen device"
+    )
     build.add_argument("--out", metavar="DIR", help="write the device here instead of the source folder")
     build.set_defaults(handler=run_build)
     check = actions.add_parser("check", help="check the patcher graph and that the built device is current")
@@ -125,5 +144,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     install = actions.add_parser("install", help="copy the device into Ableton Live's User Library")
     install.add_argument(
         "--path", metavar="DIR", help="the User Library folder (default: Live's on macOS and Windows)"
+    )
+    install.add_argument(
+        "--unfrozen",
+        action="store_true",
+        help="install the development device and its script instead of the frozen device",
     )
     install.set_defaults(handler=run_install)

@@ -8,11 +8,19 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from musebridge.device.build import DEVICE_FILE, DEVICE_NAME, SCRIPT_FILE, unpack_amxd
+from musebridge.device.build import (
+    DEVICE_FILE,
+    DEVICE_NAME,
+    FROZEN_FILE,
+    SCRIPT_FILE,
+    AmxdError,
+    unpack_amxd,
+    unpack_frozen_amxd,
+)
 from musebridge.errors import UserError
 
 INSTALL_SUBFOLDER = Path("Presets") / "MIDI Effects" / "Max MIDI Effect" / DEVICE_NAME
-DEVICE_FILES = (DEVICE_FILE, SCRIPT_FILE)
+DEVICE_FILES = (DEVICE_FILE, SCRIPT_FILE)  # the unfrozen device loads the script beside it
 
 
 def default_user_library(
@@ -29,10 +37,15 @@ def default_user_library(
     return None
 
 
-def install_device(source_dir: Path, library: Path | None, system: str | None = None) -> list[Path]:
-    """Copy the built device and its script into `library` (default: Live's); return the new files.
+def install_device(
+    source_dir: Path, library: Path | None, system: str | None = None, frozen: bool = True
+) -> list[Path]:
+    """Copy the built device into `library` (default: Live's); return the new files.
 
-    The copies are checked byte for byte against the sources.
+    frozen: the frozen device (FROZEN_FILE, script inside) is installed as DEVICE_FILE, and a script
+    left beside it by an earlier unfrozen install is removed, so Max cannot pick up a stale copy.
+    Otherwise the unfrozen device and its script are copied. Copies are checked byte for byte.
+    Raises UserError: no library, missing or broken build, a copy that differs.
     """
     if library is None:
         library = default_user_library(system)
@@ -46,16 +59,25 @@ def install_device(source_dir: Path, library: Path | None, system: str | None = 
             )
     elif not library.is_dir():
         raise UserError(f"--path {library} is not a folder")
-    sources = [source_dir / name for name in DEVICE_FILES]
-    for source in sources:
-        if not source.is_file():
-            raise UserError(f"{source} is missing; run `musebridge device build` first")
-    unpack_amxd(sources[0].read_bytes())  # refuse to install a broken container
+    # (source name, installed name)
+    files = [(FROZEN_FILE, DEVICE_FILE)] if frozen else [(name, name) for name in DEVICE_FILES]
+    for name, _target in files:
+        if not (source_dir / name).is_file():
+            raise UserError(f"{source_dir / name} is missing; run `musebridge device build` first")
+    try:  # refuse to install a broken container
+        if frozen:
+            unpack_frozen_amxd((source_dir / FROZEN_FILE).read_bytes())
+        else:
+            unpack_amxd((source_dir / DEVICE_FILE).read_bytes())
+    except AmxdError as error:
+        raise UserError(f"the built device is broken ({error}); run `musebridge device build`") from error
     target_dir = library / INSTALL_SUBFOLDER
     target_dir.mkdir(parents=True, exist_ok=True)
+    if frozen and (target_dir / SCRIPT_FILE).is_file():
+        (target_dir / SCRIPT_FILE).unlink()
     installed = []
-    for source in sources:
-        target = target_dir / source.name
+    for name, target_name in files:
+        source, target = source_dir / name, target_dir / target_name
         shutil.copyfile(source, target)
         if target.read_bytes() != source.read_bytes():
             raise UserError(f"the copy at {target} differs from {source}")

@@ -1,5 +1,5 @@
 // A small stand-in for the globals Max gives a `js` object (outlet, post, messagename,
-// arrayfromargs, Task, LiveAPI), enough to run max_for_live/musebridge.js under node.
+// arrayfromargs, Task, LiveAPI, Dict), enough to run max_for_live/musebridge.js under node.
 //
 // The Live set is a plain object the test controls (song transport, tracks, clip slots, clips,
 // the selected clip); every LiveAPI call, set and outlet is written to an event log.
@@ -27,6 +27,9 @@ function makeLiveSet(options) {
     deviceTrack: options.deviceTrack || 0,
     detailClip: options.detailClip || null, // [track, slot] of the selected clip
     failCalls: options.failCalls || [], // call names that throw, as Live does on a refused operation
+    // which argument kinds add_new_notes refuses ("dict", "object"): which one a given Max accepts is
+    // what a tester in Live confirms; the device tries a Dict first, then a plain object
+    refuseNotes: options.refuseNotes || [],
     nextNoteId: 1,
   };
   return set;
@@ -74,6 +77,16 @@ function createMax(sourcePath, options) {
   }
 
   const observers = [];
+
+  // Max's Dict: a named dictionary; parse() fills it from JSON text.
+  let dictCount = 0;
+  function Dict(name) {
+    this.name = name || "u" + String(++dictCount).padStart(9, "0");
+    this._data = {};
+  }
+  Dict.prototype.parse = function (text) { this._data = JSON.parse(text); };
+  Dict.prototype.stringify = function () { return JSON.stringify(this._data); };
+  Dict.prototype.toJSON = function () { return { dict: this._data }; };
 
   function LiveAPI() {
     const args = Array.prototype.slice.call(arguments);
@@ -144,7 +157,9 @@ function createMax(sourcePath, options) {
       return JSON.stringify({ notes: notes });
     }
     if (this.kind === "clip" && method === "add_new_notes") {
-      const spec = args[1];
+      const kind = args[1] instanceof Dict ? "dict" : "object";
+      if (live.refuseNotes.indexOf(kind) >= 0) throw new Error("LiveAPI stub: add_new_notes refuses a " + kind);
+      const spec = kind === "dict" ? args[1]._data : args[1];
       if (!spec || !Array.isArray(spec.notes)) throw new Error("LiveAPI stub: add_new_notes takes {notes: [...]}");
       const ids = [];
       for (const n of spec.notes) {
@@ -184,6 +199,7 @@ function createMax(sourcePath, options) {
     arrayfromargs: function (args) { return Array.prototype.slice.call(args); },
     messagename: "",
     LiveAPI: LiveAPI,
+    Dict: Dict,
     Task: Task,
     JSON: JSON,
     Math: Math,

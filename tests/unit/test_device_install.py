@@ -22,15 +22,32 @@ def test_default_user_library_paths() -> None:
     assert default_user_library("Linux", home) is None
 
 
-def test_install_copies_byte_identical_files_and_prints_where(
+def test_install_copies_the_frozen_device_and_prints_where(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    target = tmp_path / INSTALL_SUBFOLDER
+    target.mkdir(parents=True)
+    (target / "musebridge.js").write_text("// left by an earlier unfrozen install")
     assert main(["device", "install", "--path", str(tmp_path)]) == 0
+    assert (target / "MuseBridge.amxd").read_bytes() == (DEVICE_DIR / "MuseBridge.frozen.amxd").read_bytes()
+    assert sorted(p.name for p in target.iterdir()) == ["MuseBridge.amxd"]  # the script is inside it
+    out = capsys.readouterr().out
+    assert str(target / "MuseBridge.amxd") in out and "User Library" in out
+
+
+def test_install_unfrozen_copies_the_development_device_and_its_script(tmp_path: Path) -> None:
+    assert main(["device", "install", "--unfrozen", "--path", str(tmp_path)]) == 0
     target = tmp_path / INSTALL_SUBFOLDER
     for name in ("MuseBridge.amxd", "musebridge.js"):
         assert (target / name).read_bytes() == (DEVICE_DIR / name).read_bytes()
-    out = capsys.readouterr().out
-    assert str(target / "MuseBridge.amxd") in out and "User Library" in out
+
+
+def test_install_refuses_a_broken_build(tmp_path: Path) -> None:
+    source = tmp_path / "built"
+    source.mkdir()
+    (source / "MuseBridge.frozen.amxd").write_bytes((DEVICE_DIR / "MuseBridge.amxd").read_bytes())
+    with pytest.raises(UserError, match="not frozen"):
+        install_device(source, tmp_path)
 
 
 def test_install_refuses_a_missing_folder_and_a_platform_without_default(
@@ -65,3 +82,5 @@ def test_build_to_another_folder_reproduces_the_committed_device(tmp_path: Path)
     assert main(["device", "build", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "MuseBridge.amxd").read_bytes() == (DEVICE_DIR / "MuseBridge.amxd").read_bytes()
     assert (tmp_path / "musebridge.js").read_bytes() == (DEVICE_DIR / "musebridge.js").read_bytes()
+    frozen = (tmp_path / "MuseBridge.frozen.amxd").read_bytes()
+    assert frozen == (DEVICE_DIR / "MuseBridge.frozen.amxd").read_bytes()

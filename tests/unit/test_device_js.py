@@ -209,30 +209,50 @@ def test_every_started_note_ends_on_stop_jump_panic_and_removal() -> None:
     assert midi(jumped) == [(0.5, 60, 100), (0.25, 60, 0)]
     panicked = run([*start, send("/musebridge/out/panic"), song(current_song_time=7.0), CLOCK])
     assert midi(panicked) == [(0.5, 60, 100), (0.5, 60, 0)]
+    # a played note passed by the patcher's thru gate (the script got its copy) is ended too
     removed = run([*start, send("note_in", 50, 90), {"op": "delete"}])
-    assert sorted(midi(removed)) == sorted([(0.5, 60, 100), (0.5, 50, 90), (0.5, 60, 0), (0.5, 50, 0)])
+    assert sorted(midi(removed)) == sorted([(0.5, 60, 100), (0.5, 60, 0), (0.5, 50, 0)])
     button = run([*start, send("note_in", 50, 90), send("panic", 1)])
-    assert sorted(midi(button)[2:]) == [(0.5, 50, 0), (0.5, 60, 0)]
+    assert sorted(midi(button)[1:]) == [(0.5, 50, 0), (0.5, 60, 0)]
     assert osc(button, "/musebridge/panic") == [["/musebridge/panic"]]
 
 
-def test_midi_passes_when_the_daemon_is_absent_or_in_thru_and_never_hangs() -> None:
-    alone = run(
-        [send("init"), send("monitor", 0), send("mode", 1), send("note_in", 60, 100), send("note_in", 60, 0)]
-    )
-    assert midi(alone) == [(0.0, 60, 100), (0.0, 60, 0)]
+def gate(result: dict[str, Any]) -> list[int]:
+    """What the script sent to the patcher's thru gate (outlet 5: 1 open, 0 closed)."""
+    return [e["args"][0] for e in result["log"] if e["kind"] == "outlet" and e["outlet"] == 5]
+
+
+def test_the_thru_gate_is_open_when_the_daemon_is_absent_or_in_thru_or_monitoring() -> None:
+    # The gate starts open in the patcher (gate 1 1): the script only sends changes.
+    alone = run([send("init"), send("monitor", 0), send("mode", 1), send("note_in", 60, 100)])
+    assert gate(alone) == [] and midi(alone) == []  # played notes never leave through the script
     connected = [*CONNECT, send("monitor", 0), send("mode", 1)]
-    swallowed = run([*connected, send("note_in", 60, 100), send("note_in", 60, 0)])
-    assert midi(swallowed) == []
-    thru = run([*connected, send("mode", 0), send("note_in", 60, 100), send("note_in", 60, 0)])
-    assert midi(thru) == [(0.0, 60, 100), (0.0, 60, 0)]
-    switched = run(
-        [*connected, send("mode", 0), send("note_in", 61, 100), send("mode", 2), send("note_in", 61, 0)]
-    )
-    assert midi(switched) == [(0.0, 61, 100), (0.0, 61, 0)]
-    lost = run([*connected, POLL, POLL, POLL, POLL, send("note_in", 62, 100), send("note_in", 62, 0)])
-    assert midi(lost) == [(0.0, 62, 100), (0.0, 62, 0)]
+    assert gate(run(connected)) == [0]
+    assert gate(run([*connected, send("mode", 0)])) == [0, 1]
+    assert gate(run([*connected, send("monitor", 1)])) == [0, 1]
+    lost = run([*connected, POLL, POLL, POLL, POLL])
+    assert gate(lost) == [0, 1]  # the daemon went quiet: MIDI passes again
     assert osc(lost, "/musebridge/hello")[-1] == ["/musebridge/hello", 9001]
+    monitored = run([*CONNECT, send("mode", 1)])
+    assert gate(monitored) == []  # Monitor is on by default
+
+
+def test_a_note_the_gate_passed_ends_even_if_the_gate_closes_while_it_is_held() -> None:
+    # Its note-off passes beside the gate in the patcher; the script only forgets it (no double off).
+    held = [*CONNECT, send("mode", 0), send("note_in", 61, 100), send("monitor", 0), send("mode", 2)]
+    released = run([*held, send("note_in", 61, 0), send("panic", 1)])
+    assert gate(released) == [0] and midi(released) == []
+    kept = run([*held, send("panic", 1)])
+    assert midi(kept) == [(0.0, 61, 0)]  # still held at panic: the script ends it
+
+
+def test_ports_open_once_after_load_from_the_saved_parameters() -> None:
+    # Live restores the saved OSC Port and Track before live.thisdevice starts the script (init).
+    result = run([send("osc_port", 9100), send("track", 3), send("mode", 0), send("init")])
+    ports = [e["args"] for e in result["log"] if e["kind"] == "outlet" and e["outlet"] in (0, 2)]
+    ports = [p for p in ports if p[0] == "port"]
+    assert ports == [["port", 9100], ["port", 9104]]
+    assert osc(result, "/musebridge/hello") == [["/musebridge/hello", 9104]]
 
 
 LIVE_SET = {
@@ -415,10 +435,40 @@ def test_clip_failures_are_reported_not_thrown() -> None:
     unread = run([*CONNECT, send("to_clip", 1)], live={**refused, "detailClip": [0, 0]})
     assert osc(unread, "/musebridge/clip") == []
     assert any("get_notes_extended failed" in text for text in posts(unread))
-    bad_length = run([*CONNECT, send("/musebridge/out/clip", 0, 0, 1, 4.0, 60, 0.0, 1.0, 90)], live=refused)
+    refused_clip = {**full, "failCalls": ["create_clip"]}
+    bad_length = run(
+        [*CONNECT, send("/musebridge/out/clip", 0, 0, 1, 4.0, 60, 0.0, 1.0, 90)], live=refused_clip
+    )
     statuses = [e["args"] for e in bad_length["log"] if e["kind"] == "outlet" and e["outlet"] == 3]
     assert statuses[-1] == ["set", "could not write clip 1/1"]
     assert any("writing the clip failed" in text for text in posts(bad_length))
+
+
+def _notes_calls(result: dict[str, Any]) -> list[Any]:
+    return [
+        e["args"][1]
+        for e in result["log"]
+        if e["kind"] == "liveapi" and e["op"] == "call" and e["args"][0] == "add_new_notes"
+    ]
+
+
+def test_clip_notes_go_to_add_new_notes_as_a_dict_with_a_plain_object_fallback() -> None:
+    answer = send("/musebridge/out/clip", 0, 0, 1, 4.0, 60, 0.0, 1.0, 90)
+    empty = {"tracks": [{"clip_slots": [None, None]}]}
+    as_dict = run([*CONNECT, answer], live=empty)
+    (call,) = _notes_calls(as_dict)
+    assert call == {
+        "dict": {"notes": [{"pitch": 60, "start_time": 0, "duration": 1, "velocity": 90, "mute": 0}]}
+    }
+    assert [n["pitch"] for n in as_dict["tracks"][0]["clip_slots"][0]["notes"]] == [60]
+    fallback = run([*CONNECT, answer], live={**empty, "refuseNotes": ["dict"]})
+    assert [list(c) for c in _notes_calls(fallback)] == [["dict"], ["notes"]]  # a Dict, then the object
+    assert [n["pitch"] for n in fallback["tracks"][0]["clip_slots"][0]["notes"]] == [60]
+    assert any("refused a Dict" in text and "plain object worked" in text for text in posts(fallback))
+    neither = run([*CONNECT, answer], live={**empty, "refuseNotes": ["dict", "object"]})
+    statuses = [e["args"] for e in neither["log"] if e["kind"] == "outlet" and e["outlet"] == 3]
+    assert statuses[-1] == ["set", "clip 1/1 created, but Live refused its notes (Max window)"]
+    assert any("failed with a Dict" in text for text in posts(neither))
 
 
 def test_the_device_script_is_es5_for_max_js() -> None:

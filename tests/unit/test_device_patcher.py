@@ -54,11 +54,13 @@ def test_required_objects_and_the_midi_path_are_there() -> None:
         )
         for e in PATCHER["patcher"]["lines"]
     }
-    assert ("midiin", 0, "midiparse", 0) in edges
-    assert ("js", 1, "midiformat", 0) in edges  # notes out
+    assert ("midiin", 0, "midiselect", 0) in edges
+    assert ("js", 1, "midiformat", 0) in edges  # generated notes out
     assert ("midiformat", 0, "midiout", 0) in edges
     assert ("js", 0, "udpsend", 0) in edges and ("udpreceive", 0, "js", 0) in edges
-    assert {("midiparse", i, "midiformat", i) for i in range(1, 6)} <= edges  # CC, bend... pass untouched
+    assert ("midiselect", 7, "midiout", 0) in edges  # CC, 14-bit bend...: raw bytes, untouched
+    assert ("js", 5, "gate", 0) in edges  # the script opens and closes the thru gate
+    assert not [edge for edge in edges if edge[0] == "js" and edge[2] == "midiout"]
 
 
 def test_the_js_box_matches_the_script() -> None:
@@ -193,14 +195,38 @@ def _box(root: dict[str, Any], box_id: str) -> dict[str, Any]:
         ),
         (lambda r: _box(r, "obj-js").update(numoutlets=3, outlettype=["", "", ""]), "the JS declares"),
         (lambda r: _box(r, "obj-prepend-mode").update(text="prepend moed"), "no such function"),
-        (lambda r: _box(r, "obj-midiparse").update(numoutlets=7, outlettype=[""] * 7), "Max has (1, 8)"),
+        (lambda r: _box(r, "obj-midiselect").update(numoutlets=7, outlettype=[""] * 7), "Max has (1, 8)"),
+        (lambda r: _box(r, "obj-note-split").update(numoutlets=3, outlettype=[""] * 3), "Max has (1, 2)"),
+        (lambda r: _box(r, "obj-thru-gate").update(text="gaet 1 1"), "not in the Max reference"),
+        (
+            lambda r: r["lines"].remove(
+                {"patchline": {"source": ["obj-midiselect", 7], "destination": ["obj-midiout", 0]}}
+            ),
+            "raw outlet",
+        ),
+        (
+            lambda r: r["lines"].remove(
+                {"patchline": {"source": ["obj-note-on-rev", 0], "destination": ["obj-midiformat-thru", 0]}}
+            ),
+            "played notes do not reach midiout",
+        ),
+        (
+            lambda r: r["lines"].remove(
+                {"patchline": {"source": ["obj-note-off", 0], "destination": ["obj-note-off-format", 0]}}
+            ),
+            "note-offs do not reach midiout",
+        ),
+        (lambda r: r["project"].update(amxdtype=0), "project amxdtype"),
+        (lambda r: r.pop("project"), "no 'project' block"),
+        (lambda r: r.update(amxdtype=1835887981), "belongs in the project block"),
+        (lambda r: r["dependency_cache"][0].pop("bootpath"), "lacks name, bootpath or type"),
+        (lambda r: r.update(dependency_cache=[]), "musebridge.js is loaded by a js box"),
         (
             lambda r: _box(r, "obj-genre")["saved_attribute_attributes"]["valueof"].update(
                 parameter_longname="Mode"
             ),
             "parameter name 'Mode' used by",
         ),
-        (lambda r: r.update(amxdtype=0), "amxdtype"),
         (lambda r: _box(r, "obj-prepend-loop").update(text="prepend lop"), "no such function"),
         (lambda r: _box(r, "obj-loop").update(numoutlets=2, outlettype=["", ""]), "Max has (1, 1)"),
         (
@@ -215,5 +241,77 @@ def test_the_graph_check_catches_broken_patchers(change: Any, expected: str) -> 
 
 
 def test_arity_table_holds_the_classes_the_patcher_uses() -> None:
-    used = {object_class(box) for box in boxes_by_id(PATCHER).values()} - {"js"}
+    used = {object_class(box) for box in boxes_by_id(PATCHER).values()} - {"js", "t", "gate", "route"}
     assert used <= set(KNOWN_ARITY), sorted(used - set(KNOWN_ARITY))
+
+
+def test_the_patcher_carries_the_project_block_max_writes() -> None:
+    root = PATCHER["patcher"]
+    assert "amxdtype" not in root and root["project"]["amxdtype"] == int.from_bytes(b"mmmm", "big")
+    assert root["project"]["contents"]["code"] == {"musebridge.js": {"kind": "javascript", "local": 1}}
+    (script,) = root["dependency_cache"]
+    assert script["name"] == "musebridge.js" and script["type"] == "TEXT" and script["bootpath"]
+
+
+def test_udpreceive_starts_on_no_fixed_port() -> None:
+    # A fixed creation port would collide between two instances before their saved Track moves them.
+    (receiver,) = [box for box in boxes_by_id(PATCHER).values() if object_class(box) == "udpreceive"]
+    assert receiver["text"] == "udpreceive 0"
+
+
+def _values() -> dict[str, dict[str, Any]]:
+    return {
+        parameter_longname(box): box["saved_attribute_attributes"]["valueof"]
+        for box in boxes_by_id(PATCHER).values()
+        if parameter_longname(box)
+    }
+
+
+def test_parameter_types_and_ranges_follow_the_production_guidelines() -> None:
+    values = _values()
+    for name, value in values.items():
+        kind = value["parameter_type"]
+        assert kind in (0, 1, 2), name
+        assert value.get("parameter_invisible", 0) in (0, 1), f"{name} is Hidden: not saved with the set"
+        assert "parameter_modmode" in value, name
+        if kind == 1:  # Live's Int parameters hold 0..255
+            assert 0 <= value.get("parameter_mmin", 0) <= value["parameter_mmax"] <= 255, name
+        if kind == 2:
+            assert value["parameter_mmax"] == len(value["parameter_enum"]) - 1, name
+    port = values["OSC Port"]  # a whole number beyond 255: Float shown with the Int unit style
+    assert (port["parameter_type"], port["parameter_unitstyle"]) == (0, 0)
+    assert (port["parameter_mmin"], port["parameter_mmax"], port["parameter_initial"]) == (
+        1024.0,
+        65518.0,
+        [9000.0],
+    )
+    for name in ("Temperature", "Position"):
+        assert (values[name]["parameter_type"], values[name]["parameter_unitstyle"]) == (0, 1)
+        assert values[name]["parameter_modmode"] == 2  # Bipolar for Float
+    assert values["Bars"]["parameter_type"] == 1 and values["Bars"]["parameter_modmode"] == 4  # Absolute
+    # the performance controls are automatable; the connection settings are saved, not automated
+    automated = {name for name, value in values.items() if value["parameter_invisible"] == 0}
+    assert automated == set(values) - {"OSC Port", "Track"}
+    assert values["OSC Port"]["parameter_invisible"] == values["Track"]["parameter_invisible"] == 1
+
+
+def _valueof(root: dict[str, Any], box_id: str) -> dict[str, Any]:
+    return _box(root, box_id)["saved_attribute_attributes"]["valueof"]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda r: _valueof(r, "obj-osc-port").update(parameter_type=1), "leaves Live's 0..255"),
+        (lambda r: _valueof(r, "obj-bars").update(parameter_mmax=300.0), "leaves Live's 0..255"),
+        (lambda r: _valueof(r, "obj-loop").update(parameter_invisible=2), "not saved with the set"),
+        (lambda r: _valueof(r, "obj-mode").update(parameter_mmax=7), "for 5 items"),
+        (lambda r: _valueof(r, "obj-temperature").update(parameter_initial=[3.0]), "outside"),
+        (lambda r: _valueof(r, "obj-position").pop("parameter_modmode"), "modulation mode"),
+        (lambda r: _valueof(r, "obj-position").pop("parameter_unitstyle"), "without a unit style"),
+        (lambda r: _valueof(r, "obj-genre").update(parameter_type=3), "type 3"),
+    ],
+)
+def test_the_parameter_check_catches_what_live_would_lose(change: Any, expected: str) -> None:
+    problems = _broken(change)
+    assert any(expected in problem for problem in problems), problems
