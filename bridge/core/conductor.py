@@ -9,8 +9,9 @@ kept (a new id past it is refused with a ValueError, answered as /musebridge/err
 where its input came from (preset `output: same`): MIDI in -> ScheduleNotes on the MIDI output
 (same channel unless `out_channel`), OSC in -> /musebridge/out/clear then /musebridge/out/note per
 note (song beats, sent ahead of time) to every registered client. A track that has had no input yet
-counts as MIDI for ids 1..16 and OSC otherwise. OSC notes are completed notes: one that arrives
-after its bar's dispatch point misses that bar's job (it is dropped with the next phrase).
+counts as MIDI for ids 1..16 and OSC otherwise. OSC input comes as /musebridge/note_on and
+note_off (a note held over the phrase end is clipped there, as with MIDI), or as completed notes
+(/musebridge/note: one that arrives after its bar's dispatch point misses that bar's job).
 
 OSC replies go to the sender's registered reply port (/musebridge/hello); a sender that never said
 hello is answered on the port its host registered last (a tool such as liblo's oscsend sends each
@@ -55,6 +56,7 @@ from musebridge.presets import Preset
 
 _EPS = 1e-9
 SAFETY_MS = 5.0  # a result must be in hand this long before its land beat
+OSC_MARGIN_MS = 10.0  # an answer to an OSC track is sent at least this long before its first beat
 RESYNC_BEATS = 0.002  # re-send the tempo map when it drifts more than this (1 ms at 120 BPM)
 RELOCATE_BEATS = 0.25  # a jump bigger than this while playing is a relocation (bars restart)
 MAX_IDLE_S = 0.25  # next_tick_time never lies further ahead than this
@@ -569,7 +571,11 @@ class Conductor(OscControl, ContinueControl):
             return []
         grid = self._grid
         land = land_beat
-        earliest = self._map.beat_at(time) + self._safety_beats()
+        to_midi, to_osc = self._routes(ts)
+        margin = self._safety_beats()
+        if to_osc:  # the device queues the notes by beat: they must reach it before the first one
+            margin = max(margin, OSC_MARGIN_MS / 1000.0 * self._map.bpm / 60.0)
+        earliest = self._map.beat_at(time) + margin
         if land < earliest - _EPS:
             bar = grid.bar_at(land)
             while grid.bar_start(bar) < earliest - _EPS:
@@ -585,7 +591,6 @@ class Conductor(OscControl, ContinueControl):
             ts.last_answer = answer
             if not follow_up:
                 ts.busy_until = ts.answer_end
-        to_midi, to_osc = self._routes(ts)
         out: list[Action] = []
         if to_midi:
             out.append(ScheduleNotes(ts.track, self._out_channel(ts), notes, land))

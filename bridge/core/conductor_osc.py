@@ -24,6 +24,7 @@ from musebridge.errors import UserError
 from musebridge.presets import Preset
 
 Sender = tuple[str, int]
+OSC_CHANNEL = -1  # the input buffer's channel for notes that come as /musebridge/note_on and note_off
 
 
 class OscControl:
@@ -73,6 +74,25 @@ class OscControl:
         if self._map.playing:
             ts.buffer.add_note(note.pitch, note.velocity, note.start, note.duration)
         return []
+
+    def _osc_note_on(self, args: tuple, sender: Sender, time: float) -> list[Action]:
+        track, pitch, velocity, beat = args
+        ts = self._osc_input_track(int(track))
+        if self._map.playing:
+            ts.buffer.note_on(OSC_CHANNEL, int(pitch), int(velocity), float(beat))
+        return []
+
+    def _osc_note_off(self, args: tuple, sender: Sender, time: float) -> list[Action]:
+        track, pitch, beat = args
+        ts = self._osc_input_track(int(track))
+        if self._map.playing:
+            ts.buffer.note_off(OSC_CHANNEL, int(pitch), float(beat))
+        return []
+
+    def _osc_input_track(self, track: int) -> TrackState:
+        ts = self._get_track(track)
+        ts.source = "osc"
+        return ts
 
     def _osc_clip(self, args: tuple, sender: Sender, time: float) -> list[Action]:
         track, slot, length = int(args[0]), str(args[1]), float(args[2])
@@ -263,6 +283,8 @@ OSC_HANDLERS: dict[str, Callable[[Any, tuple, Sender, float], list[Action]]] = {
     "/musebridge/status": OscControl._osc_status,
     "/musebridge/transport": OscControl._osc_transport,
     "/musebridge/note": OscControl._osc_note,
+    "/musebridge/note_on": OscControl._osc_note_on,
+    "/musebridge/note_off": OscControl._osc_note_off,
     "/musebridge/clip": OscControl._osc_clip,
     "/musebridge/mode": OscControl._osc_mode,
     "/musebridge/genre": OscControl._osc_genre,

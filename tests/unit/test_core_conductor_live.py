@@ -130,3 +130,61 @@ def test_the_documented_track_maximum_is_the_daemons() -> None:
 
     rules = dict(load_spec().rules)
     assert f"at most {MAX_TRACKS} tracks" in rules["Tracks"]
+
+
+# -- MIDI port and device: one phrase, one model input ---------------------------------------------
+
+# pitch, velocity, start beat, length in beats: two overlapping notes of one pitch, and the last note
+# held from beat 6 over the phrase end (beat 8) to beat 10.
+PHRASE = [(60, 100, 0.3, 1.1), (64, 90, 1.0, 3.0), (64, 70, 2.0, 2.5), (67, 120, 6.0, 4.0)]
+
+
+def _events() -> list[tuple[float, int, int]]:
+    """(beat, pitch, velocity or 0) in playing order."""
+    events = [(start, p, v) for p, v, start, _ in PHRASE] + [(s + d, p, 0) for p, _, s, d in PHRASE]
+    return sorted(events, key=lambda e: (e[0], e[2]))
+
+
+def test_the_same_phrase_through_the_midi_port_and_the_device_gives_the_same_model_input() -> None:
+    via_midi = Harness(preset("transfer", bars=2))  # the internal clock at 120 BPM: beat = 2 x seconds
+    for beat, pitch, velocity in _events():
+        via_midi.midi(beat / 2, 0x90 if velocity else 0x80, pitch, velocity)
+    via_midi.advance(5.5)
+
+    via_device = Harness(preset("transfer", bars=2), clock="osc")
+    via_device.osc(0.0, "/musebridge/transport", 120.0, 4, 4, 0.0, 1)
+    for beat, pitch, velocity in _events():
+        if velocity:
+            via_device.osc(beat / 2, "/musebridge/note_on", 7, pitch, velocity, beat)
+        else:
+            via_device.osc(beat / 2, "/musebridge/note_off", 7, pitch, beat)
+    via_device.advance(5.5)
+
+    (midi_job,), (device_job,) = jobs(via_midi), jobs(via_device)
+    assert midi_job.job.request == device_job.job.request
+    assert midi_job.job.request.phrase.notes == (
+        Note(60, 100, 0.25, 1.25),
+        Note(64, 90, 1.0, 3.0),
+        Note(64, 70, 2.0, 2.5),
+        Note(67, 120, 6.0, 2.0),  # held over the phrase end: in the phrase, clipped at beat 8
+    )
+
+
+def test_a_device_note_held_to_the_bar_line_is_in_the_answer() -> None:
+    """Issue 11's example: 4/4 at 120 BPM, 4-bar phrase, transport every bar, the last note from
+    beat 14 to 16 at velocity 120 (its note-off comes after the dispatch point)."""
+    h = Harness(preset("transfer", bars=4), clock="osc")
+    h.osc(0.0, "/musebridge/hello", 50001)
+    for bar in range(4):
+        h.osc(bar * 2.0, "/musebridge/transport", 120.0, 4, 4, bar * 4.0, 1)
+        if bar == 0:
+            h.osc(0.0, "/musebridge/note_on", 5, 60, 100, 0.0)
+            h.osc(0.5, "/musebridge/note_off", 5, 60, 1.0)
+    h.osc(7.0, "/musebridge/note_on", 5, 67, 120, 14.0)
+    h.osc(8.0, "/musebridge/transport", 120.0, 4, 4, 16.0, 1)
+    h.osc(8.0, "/musebridge/note_off", 5, 67, 16.0)  # arrives at the bar line, after the dispatch point
+    h.advance(8.1)
+    (job,) = jobs(h)
+    assert job.job.request.phrase.notes == (Note(60, 100, 0.0, 1.0), Note(67, 120, 14.0, 2.0))
+    answer = [a.args for a in h.osc_sent("/musebridge/out/note")]
+    assert (5, 79, 120, 30.0, 2.0) in answer  # transposed an octave up, on the next phrase

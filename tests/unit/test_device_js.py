@@ -82,7 +82,7 @@ def check_all_sent(result: dict[str, Any]) -> None:
     assert not [p for p in posts(result) if "not sent" in p or "wrong argument" in p]
 
 
-def test_capture_sends_completed_notes_in_song_beats() -> None:
+def test_played_notes_go_as_note_on_and_note_off_in_song_beats() -> None:
     result = run(
         [
             *CONNECT,
@@ -97,9 +97,38 @@ def test_capture_sends_completed_notes_in_song_beats() -> None:
             send("note_in", 64, 0),
         ]
     )
-    assert osc(result, "/musebridge/note") == [
-        ["/musebridge/note", 0, 60, 100, 8, 1.25],
-        ["/musebridge/note", 0, 64, 90, 8.5, 1.5],
+    played = [m for m in osc(result) if m[0] in ("/musebridge/note_on", "/musebridge/note_off")]
+    assert played == [
+        ["/musebridge/note_on", 0, 60, 100, 8],  # sent when struck: a held note is in its phrase
+        ["/musebridge/note_on", 0, 64, 90, 8.5],
+        ["/musebridge/note_off", 0, 60, 9.25],
+        ["/musebridge/note_off", 0, 64, 10],
+    ]
+    assert not osc(result, "/musebridge/note")
+    check_all_sent(result)
+
+
+def test_notes_held_at_stop_get_their_note_off_and_a_repeated_key_pairs_in_order() -> None:
+    result = run(
+        [
+            *CONNECT,
+            song(is_playing=1, current_song_time=0.0),
+            CLOCK,
+            send("note_in", 60, 100),
+            song(current_song_time=0.5),
+            send("note_in", 60, 80),  # the same key again (a second source on the track)
+            song(current_song_time=1.0),
+            send("note_in", 60, 0),
+            song(is_playing=0, current_song_time=2.0),
+            CLOCK,
+        ]
+    )
+    played = [m for m in osc(result) if m[0] in ("/musebridge/note_on", "/musebridge/note_off")]
+    assert played == [
+        ["/musebridge/note_on", 0, 60, 100, 0],
+        ["/musebridge/note_on", 0, 60, 80, 0.5],
+        ["/musebridge/note_off", 0, 60, 1],
+        ["/musebridge/note_off", 0, 60, 2],  # still held at stop
     ]
     check_all_sent(result)
 

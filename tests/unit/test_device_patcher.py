@@ -139,7 +139,8 @@ def test_every_osc_address_of_the_js_is_in_the_spec() -> None:
     known = set(SPEC["inbound"]) | set(SPEC["outbound"])
     assert used and used <= known, sorted(used - known)
     for needed in (
-        "/musebridge/note",
+        "/musebridge/note_on",
+        "/musebridge/note_off",
         "/musebridge/transport",
         "/musebridge/clip",
         "/musebridge/hello",
