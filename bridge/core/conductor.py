@@ -47,7 +47,7 @@ from musebridge.core.actions import (
 from musebridge.core.bars import BarGrid
 from musebridge.core.clock import ClockSelector
 from musebridge.core.conductor_continue import ContinueControl
-from musebridge.core.conductor_osc import OSC_HANDLERS, OscControl, Sender
+from musebridge.core.conductor_osc import OSC_HANDLERS, OscControl, Sender, clip_datagrams
 from musebridge.core.model_protocol import ModelRequest
 from musebridge.core.music import Meter, Phrase
 from musebridge.core.session import JobPlan, TrackState, new_track
@@ -271,7 +271,7 @@ class Conductor(OscControl, ContinueControl):
             target = [pending.reply_to] if pending.reply_to is not None else self.clients
             return [SendOsc("/musebridge/error", (reason, where), t) for t in target] + self._states(time)
         if pending.reply_to is not None:
-            return [self._clip_reply(job.track, phrase, pending)]
+            return self._clip_reply(job.track, phrase, pending)
         return self._play_answer(ts, phrase, job.land_beat, time, pending.follow_up) + self._states(time)
 
     def tick(self, time: float) -> list[Action]:
@@ -601,8 +601,9 @@ class Conductor(OscControl, ContinueControl):
                 out += self._to_clients("/musebridge/out/note", args)
         return out
 
-    def _clip_reply(self, track: int, phrase: Phrase, pending: _Pending) -> SendOsc:
-        """/musebridge/out/clip: an answer as long as the clip sent keeps the clip's own length."""
+    def _clip_reply(self, track: int, phrase: Phrase, pending: _Pending) -> list[Action]:
+        """/musebridge/out/clip (or its parts): an answer as long as the clip sent keeps the clip's
+        own length."""
         answer = phrase.clipped()
         length = float(answer.length_beats)
         if answer.bars == pending.job.request.phrase.bars and 0 < pending.clip_length < length:
@@ -612,4 +613,5 @@ class Conductor(OscControl, ContinueControl):
             if n.start < length - _EPS:
                 flat += [n.pitch, float(n.start), float(min(n.duration, length - n.start)), n.velocity]
         assert pending.reply_to is not None
-        return SendOsc("/musebridge/out/clip", (track, 0, 1, length, *flat), pending.reply_to)
+        return [SendOsc(address, args, pending.reply_to)
+                for address, args in clip_datagrams(track, 0, 1, length, flat)]

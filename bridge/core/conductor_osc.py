@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from musebridge import __version__
-from musebridge.core.actions import Action, ClearOutput, PrepareModel, SendOsc
+from musebridge.core.actions import Action, ClearOutput, OscArg, PrepareModel, SendOsc
 from musebridge.core.model_protocol import MODES
 from musebridge.core.music import Meter, Note, Phrase
 from musebridge.core.session import JobPlan, TrackState
@@ -25,6 +25,24 @@ from musebridge.presets import Preset
 
 Sender = tuple[str, int]
 OSC_CHANNEL = -1  # the input buffer's channel for notes that come as /musebridge/note_on and note_off
+
+#: Notes per answer-clip datagram: 200 notes of 20 bytes keep one datagram near 4 KB, well inside
+#: what UDP and Max's [udpreceive] carry. A longer answer goes as /musebridge/out/clip_part.
+CLIP_NOTES_PER_DATAGRAM = 200
+
+
+def clip_datagrams(track: int, index: int, count: int, length: float,
+                   flat: list[OscArg]) -> list[tuple[str, tuple[OscArg, ...]]]:
+    """The OSC messages of one answer clip: `/musebridge/out/clip` when its notes (`flat`: groups of
+    pitch, start, duration, velocity) fit in one datagram, else `/musebridge/out/clip_part ... part
+    parts` messages of CLIP_NOTES_PER_DATAGRAM notes each, which the device joins in order
+    (docs/osc.md)."""
+    group = 4 * CLIP_NOTES_PER_DATAGRAM
+    if len(flat) <= group:
+        return [("/musebridge/out/clip", (track, index, count, length, *flat))]
+    chunks = [flat[i:i + group] for i in range(0, len(flat), group)]
+    return [("/musebridge/out/clip_part", (track, index, count, length, part, len(chunks), *chunk))
+            for part, chunk in enumerate(chunks)]
 
 
 class OscControl:

@@ -603,3 +603,22 @@ def test_the_looping_state_shows_on_the_status_line() -> None:
     assert status_lines(result)[-1] == "connected | continue | wavenet | 40 ms | looping"
     other = run([*CONNECT, send("mode", CONTINUE), status, send("/musebridge/state", 1, "looping")])
     assert "looping" not in status_lines(other)[-1]
+
+
+def test_an_answer_clip_in_parts_is_joined_and_a_lost_part_drops_it() -> None:
+    """Issue 13: an answer clip too large for one datagram was dropped with a log line only."""
+    from musebridge.core.conductor_osc import clip_datagrams
+
+    flat: list[Any] = []
+    for i in range(450):
+        flat += [40 + i % 60, i * 0.125, 0.125, 1 + i % 127]
+    parts = clip_datagrams(0, 0, 1, 64.0, flat)
+    assert [address for address, _ in parts] == ["/musebridge/out/clip_part"] * 3
+    joined = run([*CONNECT, send("to_clip", 1), *[send(a, *args) for a, args in parts]], live=LIVE_SET)
+    notes = joined["tracks"][0]["clip_slots"][1]["notes"]
+    expected = [(flat[i], flat[i + 1]) for i in range(0, len(flat), 4)]
+    assert [(n["pitch"], n["start_time"]) for n in notes] == expected
+    first, _, last = (send(address, *args) for address, args in parts)
+    lost = run([*CONNECT, send("to_clip", 1), first, last], live=LIVE_SET)
+    assert lost["tracks"][0]["clip_slots"][1] is None  # nothing written
+    assert any("was lost" in line for line in posts(lost))

@@ -266,3 +266,17 @@ def test_osc_layout_problem(payload: bytes, problem: str | None) -> None:
 
     found = osc_layout_problem(payload)
     assert found is None if problem is None else problem in (found or "")
+
+
+def test_answer_clip_datagrams_fit_in_a_small_udp_datagram_and_match_the_spec() -> None:
+    from musebridge.core.conductor_osc import CLIP_NOTES_PER_DATAGRAM, clip_datagrams
+    from musebridge.io.osc_server import OscServer
+
+    builder = OscServer(lambda *a: None, lambda *a: None)
+    flat = [127, 255.875, 255.875, 127] * (3 * CLIP_NOTES_PER_DATAGRAM + 1)
+    messages = clip_datagrams(3, 0, 1, 256.0, flat)
+    assert [args[4:6] for _, args in messages] == [(0, 4), (1, 4), (2, 4), (3, 4)]
+    assert sum(len(args) - 6 for _, args in messages) == len(flat)
+    assert max(len(builder.build(address, args)) for address, args in messages) < 8192
+    (address, args), = clip_datagrams(3, 0, 1, 4.0, flat[:8])
+    assert address == "/musebridge/out/clip" and len(builder.build(address, args)) < 8192
