@@ -3,7 +3,8 @@
 // the device at their song beats, and every note the device outputs is logged with the song beat
 // at which it left. Scenario (JSON on stdin):
 //   {"osc_port": P, "tempo": 240, "params": [[selector, value]...], "notes": [[pitch, velocity, beat, duration]...],
-//    "stop_beat": 13, "connect_timeout_s": 10}
+//    "stop_beat": 13, "connect_timeout_s": 10, "start_at_ms": optional Unix time in ms at which the song
+//    starts (several harnesses given the same one share one song, as device instances in one Live set do)}
 // or, for clip mode (transport stopped): {"osc_port": P, "tempo": 120, "params": [...], "play": false,
 //    "live": {tracks, detailClip}, "after_connect": [[selector, args]...], "until": address, "timeout_s": 10}
 // Output (JSON): {"midi": [[beat, pitch, velocity]], "inbound": [[beat, address, args]],
@@ -107,7 +108,7 @@ const timer = setInterval(() => {
     return;
   }
   if (playStart === null) {
-    if (connected) { playStart = now; max.setSong({ is_playing: 1 }); }
+    if (connected && !(scenario.start_at_ms > Date.now())) { playStart = now; max.setSong({ is_playing: 1 }); }
     else if (now > (scenario.connect_timeout_s || 10)) { clearInterval(timer); finish(3); }
   }
   while (input.length && input[0].beat <= songBeat()) {

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ OSC_MARGIN_MS = 10.0  # docs/osc.md, "Answers over OSC"
 
 
 def free_udp_port_pair() -> int:
-    """A port P with P and P + 1 free (the daemon listens on P, the device on P + 1)."""
+    """A port P with P, P + 1 and P + 2 free (the daemon listens on P, devices on P + 1 + track)."""
     for _ in range(50):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             probe.bind(("127.0.0.1", 0))
@@ -47,9 +48,11 @@ def free_udp_port_pair() -> int:
             with (
                 socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a,
                 socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b,
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c,
             ):
                 a.bind(("127.0.0.1", port))
                 b.bind(("127.0.0.1", port + 1))
+                c.bind(("127.0.0.1", port + 2))
         except OSError:
             continue
         return port
@@ -231,3 +234,48 @@ def test_loop_toggle_reaches_the_daemon_and_its_feedback_moves_the_toggle(daemon
     status_lines = [args[1] for _beat, outlet, args in result["ui"] if outlet == 3]
     assert "error: track 0 has no answer to mutate yet" in status_lines[-1]
     assert not [p for p in result["posts"] if "not sent" in p or "wrong argument" in p or "unknown" in p]
+
+
+def test_two_device_instances_share_one_daemon_each_answered_on_its_own_track(
+    daemon: int, tmp_path: Path
+) -> None:
+    # Two instances in one set: Track 0 and Track 1, the same OSC port, one song (same start).
+    start_at_ms = int(time.time() * 1000) + 1500
+    phrases = {
+        0: PLAYED,
+        1: [[pitch - 12, velocity, beat, length] for pitch, velocity, beat, length in PLAYED],
+    }
+    runs = {}
+    for track, phrase in phrases.items():
+        scenario = {
+            "osc_port": daemon,
+            "tempo": 120.0,
+            "params": [["osc_port", daemon], ["track", track], ["mode", 1], ["bars", 1]],
+            "notes": phrase,
+            "stop_beat": 12.5,
+            "connect_timeout_s": 15,
+            "start_at_ms": start_at_ms,
+        }
+        path = tmp_path / f"track{track}.json"
+        path.write_text(json.dumps(scenario))
+        with path.open() as stdin:
+            runs[track] = subprocess.Popen(
+                [NODE, str(HARNESS)], stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+    results = {}
+    for track, process in runs.items():
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 0, f"track {track}: harness exit {process.returncode}: {err}"
+        results[track] = json.loads(out)
+
+    for track, result in results.items():
+        hello = [args for _b, address, args in result["outbound"] if address == "/musebridge/hello"]
+        assert hello and hello[0] == [daemon + 1 + track], "each instance listens on its own port"
+        sent = [args for _b, address, args in result["outbound"] if address == "/musebridge/note_on"]
+        assert {args[0] for args in sent} == {track}
+        expected = sorted(pitch + 12 for pitch, *_rest in phrases[track])
+        played = sorted(pitch for _beat, pitch, velocity in result["midi"] if velocity > 0)
+        assert played == expected, f"track {track} played {played}, its answer is {expected}"
+        offs = sorted(pitch for _beat, pitch, velocity in result["midi"] if velocity == 0)
+        assert offs == played, "every note the device started must end"
+        assert not [a for _b, address, a in result["inbound"] if address == "/musebridge/error"]
