@@ -150,6 +150,7 @@ class Conductor(OscControl, ContinueControl):
         self.late = 0
         self.errors = 0
         self.model_errors = 0
+        self.internal_errors = 0  # failures the daemon met around the conductor (note_failure)
         self.stale = 0
         self.latency_ms = 0.0
         for track_id in sorted({DEFAULT_TRACK, *preset.tracks}):
@@ -319,6 +320,11 @@ class Conductor(OscControl, ContinueControl):
             ts.busy_until = -math.inf
         return out + self._states(time)
 
+    def note_failure(self) -> None:
+        """Count a failure met outside the conductor (a handler that raised, an output error, a model
+        process that died): /musebridge/status errors counts every failure."""
+        self.internal_errors += 1
+
     def shutdown(self, time: float) -> list[Action]:
         """Everything off before the daemon exits (same as panic)."""
         return self.panic(time)
@@ -336,7 +342,7 @@ class Conductor(OscControl, ContinueControl):
             queue=len(self._jobs),
             late=self.late,
             latency_ms=self.latency_ms,
-            errors=self.errors,
+            errors=self.errors + self.model_errors + self.internal_errors,
             model_errors=self.model_errors,
             stale=self.stale,
             tracks=len(self._tracks),

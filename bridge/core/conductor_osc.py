@@ -167,11 +167,26 @@ class OscControl:
         return self._change_mode(ts, mode, time)
 
     def _change_mode(self, ts: TrackState, mode: str, time: float) -> list[Action]:
+        if mode == "transfer" and not ts.settings.genre and not self._preset.genres:
+            raise ValueError(f"track {ts.track}: transfer needs a target genre and the preset lists none")
         ts.settings = replace(ts.settings, mode=mode)
         ts.reset_progress()
         if self._bar is not None:
             ts.phrase_start = self._grid.bar_start(self._bar)
-        return self._prepare_models([mode]) + self._clear_track(ts, time) + self._states(time)
+        out = self._default_genre(ts, "/musebridge/mode")
+        return out + self._prepare_models([mode]) + self._clear_track(ts, time) + self._states(time)
+
+    def _default_genre(self, ts: TrackState, where: str) -> list[Action]:
+        """A track in transfer mode without a target genre takes the preset's first genre, once, and
+        the clients are told why (/musebridge/error reason address): without it every job would fail.
+        Nothing when the track has a genre, is in another mode, or the preset lists no genre."""
+        if ts.mode != "transfer" or ts.settings.genre or not self._preset.genres:
+            return []
+        genre = self._preset.genres[0]
+        ts.settings = replace(ts.settings, genre=genre)
+        reason = (f"track {ts.track}: transfer needs a target genre; using {genre!r} "
+                  "(choose another with /musebridge/genre)")
+        return self._to_clients("/musebridge/error", (reason, where))
 
     def _prepare_models(self, modes: Iterable[str]) -> list[Action]:
         """PrepareModel for the model of each model mode among `modes` (once per model)."""
@@ -189,6 +204,8 @@ class OscControl:
         track, genre = int(args[0]), str(args[1])
         if genre and genre not in self._preset.genres:
             raise ValueError(f"unknown genre {genre!r} (known: {', '.join(self._preset.genres)})")
+        if not genre and self._get_track(track).mode == "transfer":
+            raise ValueError(f"track {track} is in transfer mode: it needs a target genre")
         self._set(track, genre=genre)
         return []
 
@@ -271,7 +288,16 @@ class OscControl:
         return self.load_preset(preset, time)
 
     def load_preset(self, preset: Preset, time: float) -> list[Action]:
-        """Switch to `preset`: every track takes its settings (clips are kept), output is cleared."""
+        """Switch to `preset`: every track takes its settings (clips are kept), output is cleared.
+
+        A track it puts in transfer mode without a genre takes the preset's first genre (the clients
+        are told); ValueError, nothing changed, when the preset lists no genre for it."""
+        if not preset.genres:
+            for track_id in set(self._tracks) | set(preset.tracks):
+                settings = preset.track(track_id)
+                if settings.mode == "transfer" and not settings.genre:
+                    raise ValueError(f"preset {preset.name!r}: track {track_id} is in transfer mode "
+                                     "with no genre, and the preset lists none")
         self._preset = preset
         out: list[Action] = [ClearOutput(None), *self._to_clients("/musebridge/out/panic", ())]
         beat = self._map.beat_at(time)
@@ -288,6 +314,7 @@ class OscControl:
             ts.reset_progress()
             if self._bar is not None:
                 ts.phrase_start = self._grid.bar_start(self._bar)
+            out += self._default_genre(ts, "/musebridge/preset")
         out += self._prepare_models(sorted({ts.mode for ts in self._tracks.values()}))
         return out + self._sync(time) + self._states(time)
 

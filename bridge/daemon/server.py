@@ -404,6 +404,9 @@ class Server:
     def _count_error(self, what: str, error: BaseException) -> None:
         self.counters.handler_errors += 1
         log.error("%s failed: %s", what, error, exc_info=error)
+        note_failure = getattr(self.conductor, "note_failure", None)
+        if callable(note_failure):
+            note_failure()  # /musebridge/status errors counts every failure
 
     # -- actions -> edges -----------------------------------------------------------------------
     def _perform(self, actions: Sequence[Action]) -> None:
