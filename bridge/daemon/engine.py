@@ -5,7 +5,10 @@ another model's jobs. A lane runs its jobs through a runner:
 
 - `ThreadRunner` calls the model in the worker thread (GPU work, and torch ops that release the GIL);
 - `ProcessRunner` calls it in a child process, so pure-Python CPU work never holds the GIL that the
-  output scheduler needs. A crashed child is reported as an error result and started again.
+  output scheduler needs. A child that dies during a job is reported as an error result and started
+  again for the next one; one that dies while idle is noticed by its lane's idle check (every
+  IDLE_CHECK_S), reported through `on_fault` and restarted, its models loaded again, before a job
+  needs it.
 
 A busy model never blocks input: `submit` only appends; when `max_pending` jobs wait in a lane, the
 oldest pending job of the same track (else the lane's oldest) is superseded, reported and counted. A
@@ -32,6 +35,7 @@ from musebridge.core.music import Phrase
 log = logging.getLogger(__name__)
 
 SUPERSEDED = "superseded by a newer job"
+IDLE_CHECK_S = 0.5  # how often an idle lane asks its runner whether it is still well (check())
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +152,7 @@ class ProcessRunner:
         self._process: Any = None
         self._connection: Any = None
         self._lock = threading.Lock()  # one job at a time through the pipe, whichever lane asks
+        self._loaded: set[str] = set()  # models built in the child (loaded again after a restart)
 
     def start(self) -> None:
         """Start the child now (else on the first job): spawning costs a fraction of a second."""
@@ -185,7 +190,29 @@ class ProcessRunner:
             raise ChildProcessDied(f"model process died (exit code {code})") from error
         if status == "error":
             raise RuntimeError(payload)
+        self._loaded.add(model)
         return payload
+
+    def check(self) -> str | None:
+        """Idle check: a child that died while no job ran is restarted now, with the models it had
+        loaded, so the next job does not pay for it. What happened (for the log and the clients),
+        or None when the child is well or was never started."""
+        with self._lock:
+            process = self._process
+            if process is None or process.is_alive():
+                return None
+            code = process.exitcode
+            self._discard()
+            models = sorted(self._loaded)
+            self._loaded.clear()
+            died = f"model process died while idle (exit code {code})"
+            try:
+                self.start()
+                for model in models:
+                    self._run_locked(model, None)
+            except Exception as error:
+                return f"{died}; restarting it failed: {error}"
+            return f"{died}; restarted" + (f" with {', '.join(models)} loaded" if models else "")
 
     def _discard(self) -> None:
         if self._connection is not None:
@@ -232,6 +259,8 @@ class Engine:
     runner: a Runner shared by every lane (ThreadRunner), or a factory model name -> Runner (one
         ProcessRunner per model, say); factory-made runners are closed on stop.
     on_result(JobResult) is called from the worker threads.
+    on_fault(model, reason): a runner fault found while idle (a model process that died and was
+        restarted), from the worker threads; idle_check_s: how often an idle lane checks its runner.
     clock: seconds (time.perf_counter by default; a fake in tests).
     max_pending: jobs allowed to wait per model (not counting the one running).
     """
@@ -243,6 +272,8 @@ class Engine:
         *,
         max_pending: int = 4,
         clock: Callable[[], float] = time.perf_counter,
+        on_fault: Callable[[str, str], None] | None = None,
+        idle_check_s: float = IDLE_CHECK_S,
     ) -> None:
         if max_pending < 1:
             raise ValueError("max_pending must be >= 1")
@@ -250,6 +281,8 @@ class Engine:
         self._shared_runner: Runner | None = runner if is_runner else None  # type: ignore[assignment]
         self._make_runner = None if self._shared_runner is not None else runner
         self._on_result = on_result
+        self._on_fault = on_fault
+        self._idle_check_s = idle_check_s
         self._max_pending = max_pending
         self._clock = clock
         self._lanes: dict[str, _Lane] = {}
@@ -359,17 +392,38 @@ class Engine:
     def _work(self, lane: _Lane) -> None:
         while True:
             with self._wake:
-                while not lane.pending and not self._stopping:
-                    self._wake.wait()
+                if not lane.pending and not self._stopping:
+                    self._wake.wait(self._idle_check_s)
                 if self._stopping:
                     return
-                item = lane.pending.popleft()
-                lane.busy = True
+                item = lane.pending.popleft() if lane.pending else None
+                lane.busy = item is not None
+            if item is None:
+                self._check_idle(lane)
+                continue
             try:
                 self._run_one(lane.runner, item)
             finally:
                 with self._wake:
                     lane.busy = False
+
+    def _check_idle(self, lane: _Lane) -> None:
+        """Ask an idle lane's runner whether it is well (ProcessRunner.check); report what it found."""
+        check = getattr(lane.runner, "check", None)
+        if not callable(check):
+            return
+        try:
+            found = check()
+        except Exception as error:  # a failing check must not kill the worker
+            found = f"checking the model failed: {error}"
+        if not found:
+            return
+        log.warning("model %r: %s", lane.name, found)
+        if self._on_fault is not None:
+            try:
+                self._on_fault(lane.name, found)
+            except Exception:
+                log.exception("reporting a fault of model %r failed", lane.name)
 
     def _run_one(self, runner: Runner, item: _Pending) -> None:
         started = self._clock()

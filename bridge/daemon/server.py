@@ -145,7 +145,7 @@ class Server:
         for name in used:
             registry.entry(name)  # an unknown model name is a UserError now
         self.engine = Engine(self._runner_for, self._on_result, max_pending=config.max_pending_jobs,
-                             clock=self.clock)
+                             clock=self.clock, on_fault=self._on_engine_fault)
         try:
             self.engine.prepare(used)  # a missing checkpoint fails now, not on the first bar
             self._prepared.update(used)
@@ -217,6 +217,11 @@ class Server:
 
     def _on_result(self, result: JobResult) -> None:
         self.inbox.put(("result", result))
+
+    def _on_engine_fault(self, model: str, reason: str) -> None:
+        """A model process that died while idle (restarted by the engine): counted, and reported as
+        /musebridge/error to the clients (address "model")."""
+        self.inbox.put(("bad", "model", f"model {model!r}: {reason}", None, self.clock()))
 
     # -- the conductor loop ---------------------------------------------------------------------
     def run_forever(

@@ -309,3 +309,31 @@ def test_prepare_starts_a_process_per_model_before_the_first_job() -> None:
         engine.stop()
     assert result.error is None
     assert all(r._process is None for r in runners.values())  # closed on stop
+
+
+def test_a_model_process_that_dies_while_idle_is_restarted_and_reported_before_the_next_job() -> None:
+    """Issue 13: a child dead while idle was noticed only by the next job, which paid its restart."""
+    runners: dict[str, ProcessRunner] = {}
+    faults: queue.Queue[tuple[str, str]] = queue.Queue()
+
+    def make_runner(model: str) -> ProcessRunner:
+        runners[model] = ProcessRunner(make_child_model)
+        return runners[model]
+
+    results: queue.Queue[JobResult] = queue.Queue()
+    engine = Engine(make_runner, results.put, on_fault=lambda *fault: faults.put(fault), idle_check_s=0.05)
+    engine.start()
+    try:
+        engine.prepare(["up"])
+        first = runners["up"]._process
+        os.kill(first.pid, 9)
+        model, reason = faults.get(timeout=10.0)
+        assert model == "up" and "died while idle (exit code -9); restarted with up loaded" in reason
+        again = runners["up"]._process
+        assert again is not None and again is not first and again.is_alive()
+        engine.submit(make_job(1, model="up"))
+        (result,) = collect(results, 1)
+        assert result.error is None
+        assert runners["up"]._process is again  # the job ran in the child restarted while idle
+    finally:
+        engine.stop()
