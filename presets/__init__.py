@@ -391,7 +391,8 @@ def preset_names() -> list[str]:
 
 
 def load_preset(name_or_path: str) -> Preset:
-    """A shipped preset by name, or a YAML file by path; PresetError when missing or invalid."""
+    """A preset by name (shipped, then the user's folder) or a YAML file by path; PresetError when
+    missing or invalid."""
     path = Path(name_or_path)
     looks_like_path = name_or_path.endswith((".yaml", ".yml")) or "/" in name_or_path or "\\" in name_or_path
     if looks_like_path:
@@ -405,6 +406,8 @@ def load_preset(name_or_path: str) -> Preset:
         stem = path.stem
     else:
         resource = importlib.resources.files("musebridge.presets") / f"{name_or_path}.yaml"
+        if not resource.is_file() and PRESET_NAME.fullmatch(name_or_path):
+            return load_named_preset(name_or_path)  # the user's folder, or the list of known names
         if not resource.is_file():
             raise PresetError(
                 f"unknown preset {name_or_path!r}; shipped presets: {', '.join(preset_names())} "

@@ -40,6 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-jack", action="store_true", help="skip the JACK measurements")
     parser.add_argument("--busy-ms", type=float, default=600.0,
                         help="CPU time the busy model burns per job in the load test (default: 600)")
+    parser.add_argument("--soak", metavar="MINUTES", type=float, default=None,
+                        help="instead: run the daemon that long on a private JACK server at 200 BPM "
+                        "under scripted players, mode and preset switches; print memory over time, "
+                        "answered vs expected bars, late jobs, errors and hanging notes")
     parser.set_defaults(handler=run)
 
 
@@ -48,6 +52,8 @@ def _say(line: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.soak is not None:
+        return _soak(args)
     from musebridge.bench.models import interpolation_latency, model_latencies, untimed_send_precision
 
     results: dict[str, Any] = {
@@ -156,3 +162,37 @@ def _jack_benchmarks(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+
+
+def _soak(args: argparse.Namespace) -> int:
+    """`bench --soak MINUTES` (musebridge.bench.soak); exit 1 when a note hangs or the daemon failed."""
+    from musebridge.bench import jack as bench_jack
+    from musebridge.bench.soak import run_soak, soak_env_ok
+    from musebridge.errors import UserError
+
+    if not args.soak > 0:
+        raise UserError(f"--soak takes minutes > 0, got {args.soak:g}")
+    reason = bench_jack.jack_unavailable_reason() or soak_env_ok()
+    if reason:
+        raise UserError(f"the soak needs JACK: {reason}")
+    with bench_jack.private_jackd() as server:
+        _say(f"soak: {args.soak:g} min at 200 BPM on jackd -n {server.name} -d dummy")
+        result = run_soak(server.env, server.name, args.soak, say=_say)
+    result["command"] = f"musebridge bench --soak {args.soak:g}"
+    result["when"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    result["machine"] = f"{platform.machine()}, {_cpu_count()} CPU, load average {_load()}"
+    growth = result["rss_growth_mb_per_hour"]
+    _say(f"bars answered {result['bars_answered']} of {result['bars_expected']} expected "
+         f"({result['bars_played']} bars played); late jobs {result['late_jobs']}; errors {result['errors']}")
+    _say(f"hanging notes: {result['hanging_after_stop']} after the stop, {result['hanging_after_exit']} "
+         f"after the daemon exited (exit code {result['exit_code']})")
+    _say("RSS growth per hour: daemon " + _mb(growth["daemon"]) + ", children " + _mb(growth["children"]))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        _say(f"wrote {args.json}")
+    return 0 if result["hanging_after_stop"] == 0 and result["exit_code"] == 0 else 1
+
+
+def _mb(value: float | None) -> str:
+    return "n/a (too short)" if value is None else f"{value:+.1f} MB"

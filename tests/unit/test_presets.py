@@ -93,7 +93,7 @@ def test_errors_name_file_and_key(tmp_path: Path, text: str, message: str) -> No
 
 
 def test_missing_presets() -> None:
-    with pytest.raises(PresetError, match="unknown preset 'nope'; shipped presets: .*default"):
+    with pytest.raises(PresetError, match="unknown preset 'nope'; presets: .*default"):
         load_preset("nope")
     with pytest.raises(PresetError, match="no such preset file"):
         load_preset("missing/dir/x.yaml")
