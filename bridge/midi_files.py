@@ -1,103 +1,252 @@
-"""MIDI files for the offline commands: read a .mid into a Phrase, write phrases to a .mid atomically.
+"""MIDI files for the offline commands (`transfer`, `continue`, `interpolate`, `sample`).
 
-Reading merges every non-drum track, takes the file's first time signature (4/4 when it has none or an
-unusable one) and its first tempo (120 BPM when it has none); times become beats (quarter notes) through
-the file's own tempo map. A missing, unreadable or note-less file is a one-line UserError. Writing puts
-the phrases one after another on one piano track and goes through a temporary file in the same folder
-that is renamed over the target, so a failure leaves no partial file (and an older target untouched).
-pretty_midi is imported inside the functions so that building the CLI stays cheap. No torch here.
+Reading goes through musebridge.smf.read_midi, the reader the dataset builder uses too. The model acts
+on the parts the user picks (`--track`, by number or name; default: every pitched track, merged),
+in phrases that follow the file's meter changes; its output goes back into the file it came from:
+each output note on the track, channel and program of the input note nearest to it, every other track
+(drums included) copied byte for byte, the tempo map and meters as they were. A missing, unreadable or
+note-less file is a one-line UserError; warnings (a note sounding at the end of its track ...) go to
+stderr. Writing is atomic (a temporary file renamed over the target). No torch here.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-import warnings
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from musebridge.core.music import Meter, Note, Phrase
 from musebridge.errors import UserError
+from musebridge.smf import MidiFileError, MidiPart, MidiScore, bar_grid, read_midi
+from musebridge.smf.writer import OutNote, new_midi, rewrite_midi
 
 DEFAULT_TEMPO = 120.0
 DEFAULT_TRACK_NAME = "musebridge"
-
-# (start beat, end beat, pitch, velocity) of one note, in beats from the file's start
-_RawNote = tuple[float, float, int, int]
+WRITE_TICKS_PER_BEAT = 480  # resolution of files written from scratch
 
 
-def _load(path: Path):
-    """The parsed pretty_midi.PrettyMIDI of `path`; UserError if missing or unreadable."""
-    import pretty_midi
-
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
+def open_midi(path: Path) -> MidiScore:
+    """The file read with channels resolved; UserError naming the file and the cause; warnings printed."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return pretty_midi.PrettyMIDI(str(path))
-    except Exception as error:  # noqa: BLE001 - any parser failure means an unreadable file
-        reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
-        raise UserError(f"{path}: not a readable MIDI file ({reason})") from error
+        score = read_midi(path, channels=True)
+    except MidiFileError as error:
+        raise UserError(f"{path}: {_cause(error)}") from None
+    for warning in score.warnings:
+        print(f"warning: {path}: {warning}", file=sys.stderr)
+    return score
 
 
-def _read_notes(path: Path) -> tuple[list[_RawNote], Meter, float]:
-    """(non-drum notes in beats, first meter, first tempo in BPM); UserError if there are no notes."""
-    midi = _load(path)
-    meter = Meter()
-    if midi.time_signature_changes:
-        first = midi.time_signature_changes[0]
-        try:
-            meter = Meter(first.numerator, first.denominator)
-        except ValueError:
-            meter = Meter()
-    resolution = float(midi.resolution)
-    notes: list[_RawNote] = []
-    for instrument in midi.instruments:
-        if instrument.is_drum:
+def _cause(error: MidiFileError) -> str:
+    text = str(error)
+    if text in ("no such file", "a folder, not a file"):
+        return "no such file" if text == "no such file" else "no such file (a folder)"
+    return f"not a readable MIDI file ({text})"
+
+
+def select_parts(score: MidiScore, tracks: Sequence[str] | None = None) -> list[MidiPart]:
+    """The pitched parts of the chosen tracks (by 1-based number or name; default: every track).
+
+    UserError when a chosen track does not exist or has no pitched notes, or when the file has none.
+    """
+    if not tracks:
+        parts = score.parts(pitched_only=True)
+        if not parts:
+            raise UserError(f"{score.source}: no notes (an empty MIDI file, or drums only)")
+        return parts
+    chosen = []
+    for wanted in tracks:
+        text = wanted.strip()
+        matches = [
+            t for t in score.tracks if (text.isdigit() and t.index + 1 == int(text)) or t.name.strip() == text
+        ]
+        if not matches:
+            names = "; ".join(t.describe() for t in score.tracks)
+            raise UserError(f"{score.source}: no track {wanted!r} (tracks: {names})")
+        for track in matches:
+            pitched = [p for p in track.parts if not p.is_drum and p.notes.size]
+            if not pitched:
+                raise UserError(f"{score.source}: track {track.describe()} has no pitched notes")
+            chosen += [p for p in pitched if p not in chosen]
+    return chosen
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A run of bars of one meter: where it starts, how long it really is, and its bars."""
+
+    start: float  # beats
+    length: float  # beats (the last bar may be cut short by the next meter change)
+    bars: int
+    meter: Meter
+
+
+def segments(score: MidiScore, until_beat: float) -> list[Segment]:
+    """The file's bars up to `until_beat`, grouped into runs of one meter (bars follow meter changes)."""
+    runs: list[Segment] = []
+    for start, length, meter in bar_grid(until_beat, score.meter_changes()):
+        last = runs[-1] if runs else None
+        if last is not None and last.meter == meter and abs(last.start + last.length - start) < 1e-6:
+            runs[-1] = Segment(last.start, last.length + length, last.bars + 1, meter)
+        else:
+            runs.append(Segment(start, length, 1, meter))
+    return runs
+
+
+def _part_notes(score: MidiScore, parts: Sequence[MidiPart]) -> list[tuple[Note, int]]:
+    """(note in beats, index of its part) of the parts, sorted by start and pitch."""
+    scale = 1.0 / score.ticks_per_beat
+    out = []
+    for index, part in enumerate(parts):
+        for row in part.notes:
+            start = int(row["start"]) * scale
+            out.append(
+                (
+                    Note(
+                        int(row["pitch"]),
+                        int(row["velocity"]),
+                        start,
+                        (int(row["end"]) - int(row["start"])) * scale,
+                    ),
+                    index,
+                )
+            )
+    out.sort(key=lambda item: (item[0].start, item[0].pitch))
+    return out
+
+
+def phrases_of(score: MidiScore, parts: Sequence[MidiPart]) -> list[tuple[Segment, Phrase]]:
+    """The parts' notes as one phrase per run of one meter (notes by onset; starts from the run's
+    first bar line), up to the bar holding the last onset."""
+    notes = [note for note, _part in _part_notes(score, parts)]
+    last_onset = max(note.start for note in notes)
+    out = []
+    for segment in segments(score, last_onset + 1e-6):
+        inside = tuple(
+            note.shifted(-segment.start)
+            for note in notes
+            if segment.start - 1e-9 <= note.start < segment.start + segment.length - 1e-9
+        )
+        out.append((segment, Phrase(inside, segment.bars, segment.meter)))
+    return out
+
+
+def _assign(score: MidiScore, parts: Sequence[MidiPart], notes: Sequence[Note]) -> dict[int, list[OutNote]]:
+    """Each note (beats) on the part of the input note nearest to it: an identical input note first
+    (each used once), else an overlapping one (else the nearest in time) of the same velocity (the
+    models take their velocities from the input notes), then of the nearest pitch.
+    Returns {track index: OutNotes} in ticks, on that part's channel."""
+    sources = _part_notes(score, parts)
+    if not sources:
+        raise ValueError("no input notes to place the output on")
+    tpb = score.ticks_per_beat
+    exact: dict[tuple[int, int, int, int], list[int]] = {}
+    for note, part in sources:
+        key = (note.pitch, note.velocity, round(note.start * tpb), round(note.end * tpb))
+        exact.setdefault(key, []).append(part)
+    starts = np.array([n.start for n, _p in sources])
+    ends = np.array([n.end for n, _p in sources])
+    pitches = np.array([n.pitch for n, _p in sources])
+    velocities = np.array([n.velocity for n, _p in sources])
+    owner = np.array([p for _n, p in sources])
+    out: dict[int, list[OutNote]] = {}
+    for note in notes:
+        start, end = round(note.start * tpb), round(note.end * tpb)
+        if end <= start:
             continue
-        for note in instrument.notes:
-            start = midi.time_to_tick(note.start) / resolution
-            end = midi.time_to_tick(note.end) / resolution
-            if end - start > 1e-6:
-                notes.append((start, end, note.pitch, max(1, min(127, note.velocity))))
-    if not notes:
-        raise UserError(f"{path}: no notes (an empty MIDI file, or drums only)")
-    _times, tempi = midi.get_tempo_changes()
-    tempo = float(tempi[0]) if len(tempi) else DEFAULT_TEMPO
-    return notes, meter, tempo
+        pool = exact.get((note.pitch, note.velocity, start, end))
+        if pool:
+            index = pool.pop(0)
+        else:
+            gap = np.maximum(0.0, np.maximum(starts - note.end, note.start - ends))
+            cost = np.where(gap > 0, 1e6, 0.0) + gap * 1e3 + np.abs(pitches - note.pitch)
+            cost += np.where(velocities == note.velocity, 0.0, 500.0)  # the models copy input velocities
+            index = int(owner[int(np.argmin(cost))])
+        part = parts[index]
+        channel = part.channel if part.channel is not None else 0
+        out.setdefault(part.track, []).append(OutNote(channel, note.pitch, note.velocity, start, end))
+    return out
 
 
-def read_midi_phrase(path: Path) -> tuple[Phrase, float]:
-    """(all non-drum notes as one phrase from bar 1 in the first meter, tempo in BPM).
+def write_back(
+    score: MidiScore, parts: Sequence[MidiPart], notes: Sequence[Note], path: Path, replace: bool = True
+) -> None:
+    """Write `score` to `path` with the model's `notes` (beats) on the acted `parts` (their notes replaced,
+    or kept with replace=False, for an answer added after a call). Other tracks are copied untouched."""
+    drop: dict[int, set[int]] = {}
+    if replace:
+        for part in parts:
+            drop.setdefault(part.track, set()).add(part.channel if part.channel is not None else 0)
+    try:
+        add = _assign(score, parts, notes)
+        rewrite_midi(score, path, drop, add)
+    except OSError as error:
+        raise UserError(f"{path}: cannot write ({error.strerror or error})") from error
 
-    The phrase has as many bars as it takes to hold the last onset. UserError if missing, unreadable
-    or without notes.
+
+def describe_selection(score: MidiScore, parts: Sequence[MidiPart]) -> str:
+    """One line: the tracks the model acts on (merged) and the tracks left as they were."""
+    acted = sorted({p.track for p in parts})
+    merged = [score.tracks[i].describe() for i in acted]
+    left = [t.describe() for t in score.tracks if t.index not in acted and t.parts]
+    text = f"model input: {' + '.join(merged)}{' (merged)' if len(parts) > 1 else ''}"
+    return text + (f"; left as they were: {', '.join(left)}" if left else "; no other tracks with notes")
+
+
+def describe_timing(score: MidiScore) -> str:
+    """e.g. "tempo 90 BPM, meter 4/4 -> 3/4 at beat 4" (the changes the output keeps)."""
+    tempi = sorted({round(bpm, 2) for _tick, bpm in score.tempos}) or [DEFAULT_TEMPO]
+    tempo = f"tempo {tempi[0]:g} BPM" if len(tempi) == 1 else f"{len(score.tempos)} tempo changes"
+    meters = score.meter_changes() or [(0.0, Meter())]
+    meter = " -> ".join(f"{m} at beat {b:g}" if b else str(m) for b, m in meters)
+    return f"{tempo}, meter {meter}"
+
+
+def read_midi_phrase(path: Path, tracks: Sequence[str] | None = None) -> tuple[Phrase, float]:
+    """(the chosen parts as one phrase from bar 1 in the first meter, first tempo in BPM).
+
+    For callers that need one phrase (the melody of a file); the offline commands use phrases_of.
     """
-    notes, meter, tempo = _read_notes(path)
-    last_onset = max(start for start, _end, _pitch, _velocity in notes)
+    score = open_midi(path)
+    notes = [note for note, _part in _part_notes(score, select_parts(score, tracks))]
+    meter = (score.meter_changes() or [(0.0, Meter())])[0][1]
+    last_onset = max(note.start for note in notes)
     bars = math.floor(last_onset / meter.beats_per_bar + 1e-9) + 1
-    phrase_notes = tuple(Note(pitch, velocity, start, end - start) for start, end, pitch, velocity in notes)
-    return Phrase(phrase_notes, bars, meter), tempo
+    return Phrase(tuple(notes), bars, meter), score.bpm_at(0)
 
 
-def read_midi_clip(path: Path, bars: int) -> tuple[Phrase, float]:
-    """(`bars` bars from the bar holding the first note, tempo in BPM); UserError if unusable.
+@dataclass(frozen=True)
+class Clip:
+    """`bars` bars of a file from the bar holding its first note, and where they came from."""
 
-    Notes starting in that window are kept (moved to the window's start) and cut at its end.
-    """
-    notes, meter, tempo = _read_notes(path)
-    first_bar = math.floor(
-        min(start for start, _end, _pitch, _velocity in notes) / meter.beats_per_bar + 1e-9
-    )
-    offset = first_bar * meter.beats_per_bar
+    phrase: Phrase
+    tempo: float  # BPM at the clip's start
+    channel: int
+    program: int
+
+
+def read_midi_clip(path: Path, bars: int, tracks: Sequence[str] | None = None) -> Clip:
+    """`bars` bars (in the meter of the bar holding the first note) from that bar on; notes starting in
+    the window are kept (moved to its start) and cut at its end. UserError if unusable."""
+    score = open_midi(path)
+    parts = select_parts(score, tracks)
+    pairs = _part_notes(score, parts)
+    first = min(note.start for note, _part in pairs)
+    grid = bar_grid(first + 0.01, score.meter_changes())
+    offset, _length, meter = [bar for bar in grid if bar[0] <= first + 1e-9][-1]
     length = bars * meter.beats_per_bar
     kept = tuple(
-        Note(pitch, velocity, start - offset, min(end, offset + length) - start)
-        for start, end, pitch, velocity in notes
-        if offset <= start < offset + length
+        Note(note.pitch, note.velocity, note.start - offset, min(note.end, offset + length) - note.start)
+        for note, _part in pairs
+        if offset <= note.start < offset + length
     )
-    return Phrase(kept, bars, meter), tempo
+    source = parts[min(pairs, key=lambda pair: pair[0].start)[1]]
+    channel = source.channel if source.channel is not None else 0
+    tick = round(offset * score.ticks_per_beat)
+    return Clip(Phrase(kept, bars, meter), score.bpm_at(tick), channel, source.program)
 
 
 def write_phrases_midi(
@@ -105,39 +254,29 @@ def write_phrases_midi(
     path: Path,
     tempo: float = DEFAULT_TEMPO,
     track_name: str = DEFAULT_TRACK_NAME,
+    channel: int = 0,
+    program: int = 0,
 ) -> None:
-    """Write phrases one after another on one piano track at `tempo`, in the first phrase's meter.
-
-    Each phrase is clipped to its bars. Missing parent folders are created. Atomic: the file is
-    written beside the target as `.NAME.tmp` and renamed; on any failure that file is removed and
-    an existing target is left as it was. UserError for no phrases or an OSError while writing.
-    """
-    import pretty_midi
-
+    """Write phrases one after another on one track (channel, program) at `tempo`, in the first
+    phrase's meter (a meter event wherever a phrase's meter differs). Each phrase is clipped to its bars.
+    Missing folders are created; atomic (nothing is left on failure); UserError for no phrases or an
+    OSError while writing."""
     if not phrases:
         raise UserError("nothing to write")
     if not path.name or path.name in (".", ".."):
         raise UserError(f"{path}: cannot write (not a file name)")
-    seconds_per_beat = 60.0 / tempo
-    midi = pretty_midi.PrettyMIDI(initial_tempo=tempo)
-    meter = phrases[0].meter
-    midi.time_signature_changes.append(pretty_midi.TimeSignature(meter.numerator, meter.denominator, 0.0))
-    track = pretty_midi.Instrument(program=0, name=track_name)
-    offset = 0.0
+    tpb = WRITE_TICKS_PER_BEAT
+    notes, meters, offset, current = [], [], 0.0, None
     for phrase in phrases:
+        if phrase.meter != current:
+            meters.append((round(offset * tpb), phrase.meter.numerator, phrase.meter.denominator))
+            current = phrase.meter
         for note in phrase.clipped().notes:
-            start = (offset + note.start) * seconds_per_beat
-            end = start + note.duration * seconds_per_beat
-            track.notes.append(pretty_midi.Note(note.velocity, note.pitch, start, end))
+            start, end = round((offset + note.start) * tpb), round((offset + note.end) * tpb)
+            if end > start:
+                notes.append(OutNote(channel, note.pitch, note.velocity, start, end))
         offset += phrase.length_beats
-    midi.instruments.append(track)
-    temporary = path.with_name(f".{path.name}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        midi.write(str(temporary))
-        os.replace(temporary, path)
+        new_midi(path, tpb, [(0, tempo)], meters, [(track_name, channel, program, notes)])
     except OSError as error:
         raise UserError(f"{path}: cannot write ({error.strerror or error})") from error
-    finally:
-        with contextlib.suppress(OSError):
-            temporary.unlink(missing_ok=True)  # gone already after a successful rename

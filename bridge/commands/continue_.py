@@ -1,7 +1,11 @@
 """`musebridge continue in.mid --bars 4 -o out.mid`: call and response offline (WaveNet or C-RNN-GAN).
 
-The whole input file is the call (from bar 1, in its first meter); the output holds the call followed
-by the answer, or the answer alone with --answer-only. Also registers `musebridge train continue` and
+The chosen tracks (`--track`, default every pitched track, merged) are the call: its last run of one
+meter, from that run's first bar line (bars follow the file's meter changes). The output is the input
+file, every track, tempo map and meter kept, with the answer added from the bar line after the call,
+on the track, channel and program of the call's notes nearest to it; or, with --answer-only, a new
+file of the answer alone (the call's tempo at its end, its meter, channel and program).
+Also registers `musebridge train continue` and
 `musebridge eval continue` (their work lives in musebridge.models.continuation.train / .eval).
 torch is imported only inside the handlers.
 """
@@ -12,8 +16,17 @@ import argparse
 import math
 from pathlib import Path
 
+from musebridge.commands.transfer import add_track_option
 from musebridge.errors import UserError
-from musebridge.midi_files import read_midi_phrase, write_phrases_midi
+from musebridge.midi_files import (
+    describe_selection,
+    describe_timing,
+    open_midi,
+    phrases_of,
+    select_parts,
+    write_back,
+    write_phrases_midi,
+)
 
 MODELS = ("wavenet", "crnngan")
 MAX_BARS = 64
@@ -27,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "and write the call followed by the answer (or the answer alone) into a MIDI file.",
     )
     parser.add_argument("input", type=Path, metavar="in.mid", help="the call")
+    add_track_option(parser)
     parser.add_argument("--bars", type=int, default=4, help="bars of answer (default 4)")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="out.mid")
     parser.add_argument(
@@ -48,7 +62,9 @@ def run_continue(args: argparse.Namespace) -> int:
         raise UserError(f"--bars must be 1..{MAX_BARS}, got {args.bars}")
     if not math.isfinite(args.temperature) or args.temperature < 0:
         raise UserError(f"--temperature must be >= 0, got {args.temperature}")
-    call, tempo = read_midi_phrase(args.input)
+    score = open_midi(args.input)
+    parts = select_parts(score, args.track)
+    segment, call = phrases_of(score, parts)[-1]
     from musebridge.core.model_protocol import ModelRequest
     from musebridge.models.continuation.phrase_model import DEFAULT_CHECKPOINTS, ContinuePhraseModel
     from musebridge.registry import require_checkpoint, resolve_device
@@ -65,10 +81,21 @@ def run_continue(args: argparse.Namespace) -> int:
         answer = model.generate(request)
     except ValueError as error:
         raise UserError(f"{args.input}: {error}") from error
-    write_phrases_midi([answer] if args.answer_only else [call, answer], args.output, tempo)
+    answer_start = segment.start + call.length_beats
+    placed = [n.shifted(answer_start) for n in answer.clipped().notes]
+    print(describe_selection(score, parts))
+    if args.answer_only:
+        source = parts[0]
+        tempo = score.bpm_at(round(answer_start * score.ticks_per_beat))
+        channel = source.channel if source.channel is not None else 0
+        write_phrases_midi([answer], args.output, tempo, channel=channel, program=source.program)
+        print(f"wrote {args.output}: {model.kind} answer alone ({args.bars} bars, {len(answer.notes)} notes)")
+        return 0
+    write_back(score, parts, placed, args.output, replace=False)
     print(
-        f"wrote {args.output}: {'' if args.answer_only else f'call ({call.bars} bars) + '}"
-        f"{model.kind} answer ({args.bars} bars, {len(answer.notes)} notes)"
+        f"wrote {args.output}: the whole input ({describe_timing(score)}) + {model.kind} answer ({args.bars} "
+        f"bars of {call.meter}, {len(placed)} notes) from beat "
+        f"{answer_start:g}; the call: its last {call.bars} bars"
     )
     return 0
 

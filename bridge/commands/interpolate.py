@@ -1,8 +1,10 @@
 """`musebridge interpolate A.mid B.mid --steps N [--bars 2|4] -o OUT.mid`: a MusicVAE morph, offline.
 
-The output plays A, then the N interpolated phrases, then B, one after another, each `bars` bars long.
-A and B are read from the bar that holds their first note, looped if shorter than `bars`; their
-velocities carry over into the morph. Also home of the MusicVAE options and loader `sample` uses; the
+The output is a new file that plays A, then the N interpolated phrases, then B, one after another, each
+`bars` bars long, at A's tempo where its clip starts, in A's meter, on the channel and program of A's
+first note. A and B are read (every pitched track, merged) from the bar that holds their first note,
+in that bar's meter; their velocities carry over into the morph.
+Also home of the MusicVAE options and loader `sample` uses; the
 MIDI files are read and written by musebridge.midi_files.
 """
 
@@ -47,8 +49,10 @@ def load_vae(args: argparse.Namespace):
 
     path = args.checkpoint or shipped_checkpoint(args.bars)
     if args.checkpoint is None and not path.is_file() and shipped_checkpoint(2).is_file():
-        print(f"note: no shipped {args.bars}-bar MusicVAE; using the 2-bar model window by window",
-              file=sys.stderr)
+        print(
+            f"note: no shipped {args.bars}-bar MusicVAE; using the 2-bar model window by window",
+            file=sys.stderr,
+        )
         path = shipped_checkpoint(2)
     path = require_checkpoint(path, model="musicvae")
     try:
@@ -61,8 +65,9 @@ def load_vae(args: argparse.Namespace):
 def run_interpolate(args: argparse.Namespace) -> int:
     if args.steps < 1 or args.steps > 256:
         raise UserError(f"--steps must be 1..256, got {args.steps}")
-    clip_a, tempo = read_midi_clip(args.clip_a, args.bars)
-    clip_b, _ = read_midi_clip(args.clip_b, args.bars)
+    a = read_midi_clip(args.clip_a, args.bars)
+    clip_a = a.phrase
+    clip_b = read_midi_clip(args.clip_b, args.bars).phrase
     if clip_b.meter != clip_a.meter:
         clip_b = Phrase(clip_b.notes, clip_b.bars, clip_a.meter)
     vae = load_vae(args)
@@ -70,6 +75,6 @@ def run_interpolate(args: argparse.Namespace) -> int:
     morph = vae.interpolate_phrases(
         clip_a, clip_b, positions, args.bars, clip_a.meter, temperature=args.temperature, seed=args.seed
     )
-    write_phrases_midi([clip_a, *morph, clip_b], args.output, tempo)
+    write_phrases_midi([clip_a, *morph, clip_b], args.output, a.tempo, channel=a.channel, program=a.program)
     print(f"wrote {args.output}: A, {args.steps} steps, B ({args.steps + 2} x {args.bars} bars)")
     return 0

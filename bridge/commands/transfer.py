@@ -1,9 +1,11 @@
 """`musebridge transfer in.mid --to celtic -o out.mid`: genre transfer of a whole MIDI file, offline.
 
-The file's non-drum tracks are merged and cut into 4-bar phrases from its first bar line (in the
-file's first time signature); each phrase is re-voiced in the target genre by the CycleGAN and the
-result is written as one piano track, with the input's tempo and meter and velocities taken from the
-input notes. The output is written to a temporary file and renamed, so a failure leaves nothing.
+The chosen tracks (`--track`, default every pitched track, merged) are cut into phrases that follow
+the file's meter changes; the CycleGAN re-voices each in the target genre (velocities from the input
+notes), and the result replaces the chosen notes: each output note on the track, channel and program
+of the input note nearest to it. Every other track (drums included), the tempo map and the meters are
+kept as they were (musebridge.midi_files). The output is written to a temporary file and renamed, so
+a failure leaves nothing.
 
 Also home of the `train transfer` and `eval transfer` sub-subcommands (registered through the
 TRAINERS / EVALUATORS tables of commands/train.py and commands/eval.py); torch loads in the handlers.
@@ -15,7 +17,14 @@ import argparse
 from pathlib import Path
 
 from musebridge.errors import UserError
-from musebridge.midi_files import read_midi_phrase, write_phrases_midi
+from musebridge.midi_files import (
+    describe_selection,
+    describe_timing,
+    open_midi,
+    phrases_of,
+    select_parts,
+    write_back,
+)
 
 # models/cyclegan/model.py CONFIGS, kept here so --help needs no torch
 CONFIG_NAMES = ("brunner2018", "cpu_small")
@@ -25,10 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "transfer",
         help="re-voice a MIDI file in another genre (CycleGAN, Brunner et al. 2018)",
-        description="Cut the file into 4-bar phrases, transfer each toward --to with the CycleGAN, and "
-        "write the result (velocities from the input).",
+        description="Cut the chosen tracks into phrases (following the file's meter changes), transfer "
+        "each toward --to with the CycleGAN, and write the file back with those notes replaced: other "
+        "tracks, drums, tempo map and meters are kept as they were.",
     )
     parser.add_argument("input", type=Path, metavar="in.mid")
+    add_track_option(parser)
     parser.add_argument("--to", required=True, metavar="GENRE", help="target genre, e.g. celtic")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="out.mid")
     parser.add_argument(
@@ -38,25 +49,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run_transfer)
 
 
+def add_track_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--track",
+        action="append",
+        metavar="N|NAME",
+        help="a track the model acts on, by number (1 = the first in the file) or name; repeatable "
+        "(default: every track with pitched notes, merged)",
+    )
+
+
 def run_transfer(args: argparse.Namespace) -> int:
     from musebridge.core.model_protocol import ModelRequest
-    from musebridge.registry import resolve_device
+    from musebridge.core.music import Phrase
 
-    phrase, tempo = read_midi_phrase(args.input)
+    score = open_midi(args.input)
+    parts = select_parts(score, args.track)
+    runs = phrases_of(score, parts)
     from musebridge.models.cyclegan.phrase_model import create_transfer_model
+    from musebridge.registry import resolve_device
 
     model = create_transfer_model(resolve_device(args.device), {"checkpoint": args.checkpoint or ""})
     genre = args.to.strip().lower()
     if genre not in model.genres:
         raise UserError(f"no model transfers to genre {genre!r} (known: {', '.join(model.genres)})")
-    try:
-        result = model.generate(ModelRequest(mode="transfer", phrase=phrase, bars=phrase.bars, genre=genre))
-    except ValueError as error:
-        raise UserError(str(error)) from error
-    write_phrases_midi([result], args.output, tempo, track_name="musebridge transfer")
+    notes_in, output = 0, []
+    for segment, phrase in runs:
+        notes_in += len(phrase.notes)
+        try:
+            result = model.generate(
+                ModelRequest(mode="transfer", phrase=phrase, bars=phrase.bars, genre=genre)
+            )
+        except ValueError as error:
+            raise UserError(f"{args.input}: {error}") from error
+        cut = Phrase(result.notes, result.bars, result.meter).clipped().notes
+        output += [n.shifted(segment.start) for n in cut if n.start < segment.length - 1e-9]
+    write_back(score, parts, output, args.output)
+    bars = sum(segment.bars for segment, _phrase in runs)
+    print(describe_selection(score, parts))
     print(
-        f"wrote {args.output}: {phrase.bars} bars of {phrase.meter}, {len(phrase.notes)} notes in, "
-        f"{len(result.notes)} notes out ({genre})"
+        f"wrote {args.output}: {bars} bars ({describe_timing(score)}), {notes_in} notes in, "
+        f"{len(output)} notes out ({genre}); other tracks, tempo map and meters as they were"
     )
     return 0
 

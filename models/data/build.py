@@ -21,7 +21,7 @@ import numpy as np
 
 from .corpus import corpus_files, parse_score_file, source_prefix
 from .genres import GenreSpec
-from .midi_files import midi_files, parse_midi_file
+from .midi_files import READER_VERSION, midi_files, parse_midi_file
 from .tunes import Tune, pack_tunes, read_meta, unpack_tunes
 
 PARSER_VERSION = 1
@@ -44,12 +44,14 @@ class SourceFile:
     collection: str
     path: Path
     source: str
-    kind: str  # "score" (music21) or "midi" (pretty_midi)
+    kind: str  # "score" (music21) or "midi" (musebridge.smf)
 
     def cache_key(self) -> str:
         stat = self.path.stat()
         text = f"{self.kind}|{self.path.resolve()}|{stat.st_mtime_ns}|{stat.st_size}|{self.collection}|"
         text += f"{self.source}|{PARSER_VERSION}"
+        if self.kind == "midi":
+            text += f"|reader {READER_VERSION}"  # MIDI files are read again when the reading rules change
         return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 

@@ -1,20 +1,25 @@
-"""Folders of the user's own .mid files -> Tune records (one file, one tune).
+"""Folders of the user's own .mid files -> Tune records (one file, one tune), through musebridge.smf.
 
-Times are converted to beats through the file's own tick grid (ticks / resolution), so tempo changes
-do not bend the bars. Drum tracks are dropped; all other tracks are merged. Bars come from the file's
-time-signature events (4/4 from the start when it has none, as the MIDI standard says).
+The same reader as the offline commands (`musebridge.smf.read_midi`), so a model is trained on what a
+user's file holds: tempo and meter events from any track, bars following the meter changes (4/4 from
+the start when there is none, as the SMF spec says), overlapping same-pitch notes paired first-in
+first-out, a note still sounding at the end of its track ended there. Times are converted to beats
+through the file's tick grid (ticks / PPQN), so tempo changes do not bend the bars. Drum parts
+(channel 10) are left out; all other parts are merged.
 """
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
-from musebridge.core.music import Meter
+import numpy as np
 
-from .tunes import Tune, make_notes, regular_bars
+from musebridge.smf import MidiScore, read_midi
 
-MIDI_SUFFIXES = (".mid", ".midi", ".kar")
+from .tunes import NOTE_DTYPE, Tune, regular_bars
+
+MIDI_SUFFIXES = (".mid", ".midi", ".kar", ".rmi")
+READER_VERSION = 2  # part of a MIDI file's cache key: bump when the reading rules change
 
 
 def midi_files(folder: Path) -> list[Path]:
@@ -25,43 +30,35 @@ def midi_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in MIDI_SUFFIXES)
 
 
-def parse_midi_file(path: Path, collection: str, source_id: str) -> Tune:
-    """One MIDI file as a Tune; raises (ValueError, OSError, ...) when the file cannot be read."""
-    import pretty_midi
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        midi = pretty_midi.PrettyMIDI(str(path))
-    resolution = float(midi.resolution)
-
-    def beats(seconds: float) -> float:
-        return midi.time_to_tick(seconds) / resolution
-
-    rows = []
-    for instrument in midi.instruments:
-        if instrument.is_drum:
-            continue
-        for note in instrument.notes:
-            start = beats(note.start)
-            rows.append((note.pitch, max(1, min(127, note.velocity)), start, beats(note.end) - start))
-    notes = make_notes(rows)
-    changes = []
-    for signature in midi.time_signature_changes:
-        try:
-            changes.append((beats(signature.time), Meter(signature.numerator, signature.denominator)))
-        except ValueError:
-            continue  # an exotic denominator: the bars there become irregular, the notes stay
+def score_tune(score: MidiScore, collection: str, source_id: str, title: str) -> Tune:
+    """The pitched notes of a read MIDI file as a Tune (beats, bars from its meter changes)."""
+    parts = score.parts(pitched_only=True)
+    count = sum(int(p.notes.size) for p in parts)
+    notes = np.empty(count, NOTE_DTYPE)
+    at = 0
+    for part in parts:
+        size = int(part.notes.size)
+        chunk = notes[at : at + size]
+        chunk["pitch"] = part.notes["pitch"]
+        chunk["velocity"] = part.notes["velocity"]
+        chunk["start"] = part.notes["start"] / score.ticks_per_beat
+        chunk["duration"] = (part.notes["end"] - part.notes["start"]) / score.ticks_per_beat
+        at += size
+    notes = notes[np.lexsort((notes["pitch"], notes["start"]))]
     total = float((notes["start"] + notes["duration"]).max()) if notes.size else 0.0
-    _times, tempi = midi.get_tempo_changes()
-    key = ""
-    if midi.key_signature_changes:
-        key = pretty_midi.key_number_to_key_name(midi.key_signature_changes[0].key_number)
+    tempo = score.bpm_at(0) if score.tempos else None
     return Tune(
         source_id=source_id,
         collection=collection,
-        title=path.stem,
-        key=key,
-        tempo_bpm=float(tempi[0]) if len(tempi) else None,
+        title=title,
+        key=score.key_name(),
+        tempo_bpm=tempo,
         notes=notes,
-        bars=regular_bars(total, changes),
+        bars=regular_bars(total, score.meter_changes()),
     )
+
+
+def parse_midi_file(path: Path, collection: str, source_id: str) -> Tune:
+    """One MIDI file as a Tune; musebridge.smf.MidiFileError (a ValueError, one line naming the cause)
+    when it cannot be read."""
+    return score_tune(read_midi(path), collection, source_id, Path(path).stem)

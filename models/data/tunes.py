@@ -87,23 +87,15 @@ def make_bars(rows: Sequence[tuple[float, float, int, int]]) -> np.ndarray:
 
 
 def regular_bars(total_beats: float, changes: Sequence[tuple[float, Meter]]) -> np.ndarray:
-    """A bar grid from meter changes (beat, meter) up to `total_beats` (for MIDI files).
+    """A bar grid from meter changes (beat, meter) up to `total_beats` (for MIDI files), as BAR_DTYPE.
 
-    Changes are sorted; a change that falls inside a bar cuts that bar short (it is then incomplete).
-    With no change at beat 0, 4/4 is assumed from 0 (the MIDI default).
+    The rule is musebridge.smf.bar_grid (the one the offline commands use): a change inside a bar cuts
+    that bar short (it is then incomplete); with no change at beat 0, 4/4 from 0 (the MIDI default).
     """
-    points = sorted(changes, key=lambda c: c[0])
-    if not points or points[0][0] > _BAR_TOLERANCE:
-        points.insert(0, (0.0, Meter(4, 4)))
-    rows = []
-    for i, (start, meter) in enumerate(points):
-        stop = points[i + 1][0] if i + 1 < len(points) else total_beats
-        beat = start
-        while beat < stop - _BAR_TOLERANCE:
-            length = min(meter.beats_per_bar, stop - beat)
-            rows.append((beat, length, meter.numerator, meter.denominator))
-            beat += meter.beats_per_bar
-    return make_bars(rows)
+    from musebridge.smf.score import bar_grid
+
+    grid = bar_grid(total_beats, list(changes))
+    return make_bars([(start, length, m.numerator, m.denominator) for start, length, m in grid])
 
 
 def complete_bars(bars: np.ndarray) -> np.ndarray:

@@ -1,83 +1,136 @@
-"""musebridge.midi_files: reading .mid files into phrases and writing phrases atomically."""
+"""musebridge.midi_files: the offline commands' view of a MIDI file (issue 12: the file out is the file in,
+changed only where the model acted)."""
 
 from __future__ import annotations
 
-import pretty_midi
+from dataclasses import replace
+
 import pytest
+from smf_builders import TPB, chunk_bodies, conductor, notes_track, smf
 
 from musebridge.core.music import Meter, Note, Phrase
 from musebridge.errors import UserError
 from musebridge.midi_files import (
     DEFAULT_TEMPO,
+    _part_notes,
+    describe_selection,
+    open_midi,
+    phrases_of,
     read_midi_clip,
     read_midi_phrase,
+    select_parts,
+    write_back,
     write_phrases_midi,
 )
+from musebridge.smf import read_midi
 
-
-def write_raw_midi(path, notes, numerator=4, denominator=4, tempo=120.0, drums=()) -> None:
-    """notes and drums: (pitch, velocity, start beat, duration beats) at `tempo`."""
-    midi = pretty_midi.PrettyMIDI(initial_tempo=tempo)
-    midi.time_signature_changes.append(pretty_midi.TimeSignature(numerator, denominator, 0.0))
-    seconds = 60.0 / tempo
-    for is_drum, items in ((False, notes), (True, drums)):
-        track = pretty_midi.Instrument(program=0, is_drum=is_drum)
-        for pitch, velocity, start, duration in items:
-            track.notes.append(
-                pretty_midi.Note(velocity, pitch, start * seconds, (start + duration) * seconds)
-            )
-        midi.instruments.append(track)
-    midi.write(str(path))
+TEMPOS = [(0, 120.0), (4 * TPB, 100.0), (8 * TPB, 144.0), (12 * TPB, 136.0), (16 * TPB, 144.0)]
 
 
 def as_tuples(phrase: Phrase) -> list[tuple[int, int, float, float]]:
     return [(n.pitch, n.velocity, round(n.start, 6), round(n.duration, 6)) for n in phrase.notes]
 
 
-def test_round_trip_keeps_notes_velocities_meter_and_tempo(tmp_path) -> None:
+def quartet_with_drums(path) -> bytes:
+    """A conductor track (five tempo changes, 4/4 turning 3/4 at beat 4), five string tracks (program 48,
+    channels 1-5) and a drum track (channel 10)."""
+    strings = [
+        notes_track(
+            [(60 + i, 70 + i, b * TPB, (b + 1) * TPB) for b in range(0, 20, 2)], i, 48, f"Strings {i + 1}"
+        )
+        for i in range(5)
+    ]
+    drums = notes_track([(36, 100, b * TPB, b * TPB + 60) for b in range(20)], 9, None, "Drums")
+    data = smf([conductor(TEMPOS, [(0, 4, 4), (4 * TPB, 3, 4)]), *strings, drums])
+    path.write_bytes(data)
+    return data
+
+
+def test_write_back_keeps_tempo_map_meters_other_tracks_and_each_notes_channel_and_program(tmp_path) -> None:
+    source = tmp_path / "in.mid"
+    data = quartet_with_drums(source)
+    score = open_midi(source)
+    parts = select_parts(score)  # every pitched track: the five string tracks, not the drums
+    assert [p.track for p in parts] == [1, 2, 3, 4, 5]
+    moved = [replace(note, pitch=note.pitch + 1) for note, _part in _part_notes(score, parts)]
+    out = tmp_path / "out.mid"
+    write_back(score, parts, moved, out)
+    written = read_midi(out, channels=True)
+    assert written.tempos == score.tempos and written.meters == score.meters
+    assert [(p.track, p.channel, p.program, p.is_drum) for p in written.parts()] == [
+        (p.track, p.channel, p.program, p.is_drum) for p in score.parts()
+    ]
+    for before, after in zip(score.parts(pitched_only=True), written.parts(pitched_only=True), strict=True):
+        assert (after.notes["pitch"] == before.notes["pitch"] + 1).all()
+    before_chunks, after_chunks = chunk_bodies(data), chunk_bodies(out.read_bytes())
+    assert after_chunks[0] == before_chunks[0] and after_chunks[6] == before_chunks[6]  # conductor, drums
+
+
+def test_the_summary_names_what_was_merged_and_what_was_left(tmp_path) -> None:
+    source = tmp_path / "in.mid"
+    quartet_with_drums(source)
+    score = open_midi(source)
+    line = describe_selection(score, select_parts(score, ["2", "Strings 3"]))
+    assert line.startswith('model input: 2 "Strings 1" (program 48, channel 1, 10 notes) + 4 "Strings 3"')
+    assert (
+        "(merged)" in line and '7 "Drums" (drums, channel 10, 20 notes)' in line.split("left as they were")[1]
+    )
+
+
+def test_tracks_are_chosen_by_number_or_name_and_bad_choices_are_named(tmp_path) -> None:
+    source = tmp_path / "in.mid"
+    quartet_with_drums(source)
+    score = open_midi(source)
+    assert [p.channel for p in select_parts(score, ["Strings 5", "2"])] == [4, 0]
+    with pytest.raises(UserError, match="no track '9'"):
+        select_parts(score, ["9"])
+    with pytest.raises(UserError, match="has no pitched notes"):
+        select_parts(score, ["Drums"])
+
+
+def test_phrases_follow_the_meter_changes(tmp_path) -> None:
+    source = tmp_path / "in.mid"
+    quartet_with_drums(source)
+    score = open_midi(source)
+    runs = phrases_of(score, select_parts(score))
+    assert [(s.start, s.bars, str(s.meter)) for s, _phrase in runs] == [(0.0, 1, "4/4"), (4.0, 5, "3/4")]
+    assert runs[1][1].meter == Meter(3, 4) and runs[1][1].notes[0].start == 0.0  # beat 4 = its bar 1
+
+
+def test_round_trip_of_written_phrases_keeps_notes_velocities_meter_and_tempo(tmp_path) -> None:
     meter = Meter(3, 4)
     first = Phrase((Note(60, 17, 0.0, 0.5), Note(64, 127, 1.5, 1.5)), bars=2, meter=meter)
     second = Phrase((Note(67, 1, 0.25, 0.25), Note(72, 90, 2.0, 4.0)), bars=1, meter=meter)  # 2nd rings on
     path = tmp_path / "round.mid"
-    write_phrases_midi([first, second], path, tempo=96.0)
-
+    write_phrases_midi([first, second], path, tempo=96.0, channel=3, program=40)
     phrase, tempo = read_midi_phrase(path)
-    assert tempo == pytest.approx(96.0)
+    assert tempo == pytest.approx(96.0, abs=1e-3)
     assert phrase.meter == meter and phrase.bars == 3  # the last onset lies in bar 3
     assert as_tuples(phrase) == [
         (60, 17, 0.0, 0.5),
         (64, 127, 1.5, 1.5),
         (67, 1, 6.25, 0.25),
-        (72, 90, 8.0, 1.0),  # cut at the end of its phrase
+        (72, 90, 8.0, 1.0),
     ]
-    track = pretty_midi.PrettyMIDI(str(path)).instruments[0]
-    assert track.program == 0 and track.name == "musebridge" and not track.is_drum
+    (part,) = read_midi(path, channels=True).parts()
+    assert (part.channel, part.program) == (3, 40)
 
 
 def test_track_name_and_default_tempo(tmp_path) -> None:
     path = tmp_path / "named.mid"
     write_phrases_midi([Phrase((Note(60, 80, 0.0, 1.0),))], path, track_name="musebridge transfer")
-    midi = pretty_midi.PrettyMIDI(str(path))
-    assert midi.instruments[0].name == "musebridge transfer"
-    assert midi.get_tempo_changes()[1][0] == pytest.approx(DEFAULT_TEMPO)
-
-
-def test_reading_merges_tracks_from_bar_one_and_skips_drums(tmp_path) -> None:
-    path = tmp_path / "merged.mid"
-    write_raw_midi(path, [(50, 40, 4.0, 1.0), (52, 41, 9.0, 0.5)], drums=[(36, 100, 0.0, 0.5)])
-    phrase, tempo = read_midi_phrase(path)
-    assert tempo == pytest.approx(120.0) and phrase.meter == Meter(4, 4)
-    assert as_tuples(phrase) == [(50, 40, 4.0, 1.0), (52, 41, 9.0, 0.5)]  # from bar 1, drums left out
-    assert phrase.bars == 3
+    score = read_midi(path)
+    assert score.tracks[1].name == "musebridge transfer" and score.bpm_at(0) == pytest.approx(DEFAULT_TEMPO)
 
 
 def test_clip_starts_at_the_bar_of_the_first_note_and_cuts_at_its_end(tmp_path) -> None:
     path = tmp_path / "clip.mid"
-    # 4/4: first note in bar 3 (beat 9); one note rings past the 2-bar window, one starts after it
-    write_raw_midi(path, [(60, 70, 9.0, 1.0), (62, 71, 15.0, 3.0), (64, 72, 16.0, 1.0)], tempo=140.0)
-    clip, tempo = read_midi_clip(path, bars=2)
-    assert tempo == pytest.approx(140.0, rel=1e-5) and clip.bars == 2
-    assert as_tuples(clip) == [(60, 70, 1.0, 1.0), (62, 71, 7.0, 1.0)]
+    notes = [(60, 70, 9 * TPB, 10 * TPB), (62, 71, 15 * TPB, 18 * TPB), (64, 72, 16 * TPB, 17 * TPB)]
+    path.write_bytes(smf([conductor([(0, 140.0)]), notes_track(notes, channel=2, program=11)]))
+    clip = read_midi_clip(path, bars=2)
+    assert clip.tempo == pytest.approx(140.0, rel=1e-5) and clip.phrase.bars == 2
+    assert as_tuples(clip.phrase) == [(60, 70, 1.0, 1.0), (62, 71, 7.0, 1.0)]
+    assert (clip.channel, clip.program) == (2, 11)
 
 
 def test_missing_corrupt_and_empty_files_are_one_line_user_errors(tmp_path) -> None:
@@ -92,9 +145,9 @@ def test_missing_corrupt_and_empty_files_are_one_line_user_errors(tmp_path) -> N
             read_midi_phrase(corrupt)
         assert len(str(caught.value).splitlines()) == 1 and str(corrupt) in str(caught.value)
     empty = tmp_path / "empty.mid"
-    write_raw_midi(empty, [])
+    empty.write_bytes(smf([conductor()]))
     drums_only = tmp_path / "drums.mid"
-    write_raw_midi(drums_only, [], drums=[(36, 100, 0.0, 1.0)])
+    drums_only.write_bytes(smf([notes_track([(36, 100, 0, TPB)], channel=9)]))
     for path in (empty, drums_only):
         with pytest.raises(UserError, match="no notes"):
             read_midi_clip(path, bars=2)
@@ -112,16 +165,16 @@ def test_write_creates_folders_and_refuses_nothing(tmp_path) -> None:
 
 
 def test_failed_write_leaves_no_partial_file_and_keeps_the_old_one(tmp_path, monkeypatch) -> None:
+    import musebridge.smf.writer as writer
+
     path = tmp_path / "out.mid"
     write_phrases_midi([Phrase((Note(60, 80, 0.0, 1.0),))], path)
     before = path.read_bytes()
 
-    def half_write(self, filename) -> None:
-        with open(filename, "wb") as handle:
-            handle.write(b"MThd\x00")  # a partial file, then the disk fills up
-        raise OSError(28, "No space left on device")
+    def disk_full(_source, _target) -> None:
+        raise OSError(28, "No space left on device")  # the temporary file is written, the rename fails
 
-    monkeypatch.setattr(pretty_midi.PrettyMIDI, "write", half_write)
+    monkeypatch.setattr(writer.os, "replace", disk_full)
     with pytest.raises(UserError, match="cannot write \\(No space left on device\\)"):
         write_phrases_midi([Phrase((Note(72, 80, 0.0, 1.0),))], path)
     assert path.read_bytes() == before

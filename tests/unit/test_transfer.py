@@ -305,3 +305,35 @@ def test_train_and_eval_transfer_commands_on_midi_folders(tmp_path, capsys) -> N
     assert main(["train", "transfer", *common, *tiny, "--kind", "full"]) == 2  # before any training
     assert "--kind full needs --pair" in capsys.readouterr().err
     assert main(["train", "transfer", *common, *tiny, "--ema", "1.5"]) == 2
+
+
+def test_transfer_command_keeps_drums_tempo_and_the_program_of_the_tracks_it_acts_on(
+    tmp_path, capsys
+) -> None:
+    """Issue 12: a 90 BPM file of two string tracks (program 48) and drums comes out at 90 BPM, with the
+    drums byte for byte, the model's notes on the strings' channels and program, and a summary that
+    names what was merged and what was left."""
+    from smf_builders import TPB, chunk_bodies, conductor, notes_track, smf
+
+    from musebridge.cli import main
+    from musebridge.smf import read_midi
+
+    checkpoint = tmp_path / "cyclegan_folk_celtic.pt"
+    save_cyclegan(CycleGAN(TOY), checkpoint, ("folk", "celtic"))
+    violins = notes_track([(67 + i % 5, 80, i * TPB, (i + 1) * TPB) for i in range(16)], 0, 48, "Violins")
+    violas = notes_track([(55 + i % 3, 60, i * TPB, (i + 2) * TPB) for i in range(0, 16, 2)], 1, 48, "Violas")
+    drums = notes_track([(36, 100, i * TPB, i * TPB + 50) for i in range(16)], 9, None, "Drums")
+    data = smf([conductor([(0, 90.0)]), violins, violas, drums])
+    source, out = tmp_path / "in.mid", tmp_path / "out.mid"
+    source.write_bytes(data)
+    assert (
+        main(["transfer", str(source), "--to", "celtic", "-o", str(out), "--checkpoint", str(checkpoint)])
+        == 0
+    )
+    written = read_midi(out, channels=True)
+    assert written.bpm_at(0) == pytest.approx(90.0, abs=1e-3)
+    assert {(p.channel, p.program) for p in written.parts(pitched_only=True)} <= {(0, 48), (1, 48)}
+    assert chunk_bodies(out.read_bytes())[3] == chunk_bodies(data)[3]  # the drums, untouched
+    printed = capsys.readouterr().out
+    assert '2 "Violins"' in printed and '3 "Violas"' in printed and "(merged)" in printed
+    assert 'left as they were: 4 "Drums" (drums, channel 10, 16 notes)' in printed
