@@ -1,7 +1,8 @@
 """Every shipped checkpoint loads from its place in the package and runs through the command a user types.
 
-A checkpoint added to models/checkpoints/ without a line here fails `test_every_shipped_checkpoint_is_covered`,
-so a move of the weights or of the code that loads them cannot go unnoticed.
+A checkpoint added to models/checkpoints/ without a line here fails
+`test_every_shipped_checkpoint_is_covered`, so a move of the weights or of the code that loads them cannot
+go unnoticed.
 """
 
 from __future__ import annotations
