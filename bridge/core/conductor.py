@@ -151,6 +151,7 @@ class Conductor(OscControl, ContinueControl):
         self.errors = 0
         self.model_errors = 0
         self.internal_errors = 0  # failures the daemon met around the conductor (note_failure)
+        self.midi_state: tuple[str, str] = ("ok", "")  # the MIDI ports (midi_ports), for status
         self.stale = 0
         self.latency_ms = 0.0
         for track_id in sorted({DEFAULT_TRACK, *preset.tracks}):

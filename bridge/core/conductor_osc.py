@@ -69,7 +69,17 @@ class OscControl:
         return [SendOsc("/musebridge/pong", (), self._reply_target(sender))]
 
     def _osc_status(self, args: tuple, sender: Sender, time: float) -> list[Action]:
-        return [SendOsc("/musebridge/status", self.status(time).osc_args(), self._reply_target(sender))]
+        target = self._reply_target(sender)
+        return [SendOsc("/musebridge/status", self.status(time).osc_args(), target),
+                SendOsc("/musebridge/midi", self.midi_state, target)]
+
+    def midi_ports(self, state: str, detail: str) -> list[Action]:
+        """The MIDI ports changed state ('ok' or 'lost', from the daemon's port watch): every client
+        is told (/musebridge/midi) and /musebridge/status answers with it from now on."""
+        if state not in ("ok", "lost"):
+            raise ValueError(f"MIDI port state must be ok or lost, got {state!r}")
+        self.midi_state = (state, detail)
+        return self._to_clients("/musebridge/midi", self.midi_state)
 
     def _osc_transport(self, args: tuple, sender: Sender, time: float) -> list[Action]:
         tempo, numerator, denominator, beat, playing = args

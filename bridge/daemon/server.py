@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 _STOP = ("stop",)
 _IDLE_WAIT_S = 0.5  # longest wait of the conductor loop when nothing is due
 _MIDI_CHECK_S = 0.25  # how often the MIDI port's count of dropped malformed input is looked at
+_MIDI_WATCH_S = 1.0  # how often the MIDI ports are asked to notice losses and reconnect (poll())
 
 
 @dataclass(frozen=True)
@@ -173,8 +174,22 @@ class Server:
         lines.append(f"clock: {edges.describe_clock(config, preset)}")
         self.engine.start()
         self.scheduler.start()
+        if callable(getattr(self.midi, "poll", None)):
+            threading.Thread(target=self._watch_midi, name="musebridge-midi-watch", daemon=True).start()
         self.opened = lines
         return lines
+
+    def _watch_midi(self) -> None:
+        """The MIDI ports' own thread of watching: poll() notices a lost JACK server or named port and
+        reconnects when it is back; each change goes to the conductor loop (reported there)."""
+        while not self._stop_requested.wait(_MIDI_WATCH_S):
+            try:
+                changes = self.midi.poll()
+            except Exception as error:
+                log.warning("watching the MIDI ports failed: %s", error)
+                continue
+            for state, detail in changes:
+                self.inbox.put(("midi_state", "ok" if state == "back" else state, detail, self.clock()))
 
     def _model_options(self, name: str) -> dict[str, Any]:
         preset = getattr(self.conductor, "preset", None) or self.preset
@@ -364,6 +379,10 @@ class Server:
             self._guarded("handle_bad_message",
                           lambda: conductor.handle_bad_message(address, reason, sender, when),
                           (address, sender))
+        elif kind == "midi_state":
+            _, state, detail, when = item
+            (log.warning if state == "lost" else log.info)("MIDI ports %s: %s", state, detail)
+            self._guarded("midi_ports", lambda: conductor.midi_ports(state, detail), None)
         elif kind == "result":
             result: JobResult = item[1]
             self.counters.results += 1

@@ -153,6 +153,7 @@ class RtMidiPorts:
         self._lock = threading.Lock()
         self._held = HeldNotes()
         self._timer: _TimedSender | None = None
+        self._missing: set[str] = set()  # "input"/"output": a named port found gone (poll)
         self._counts = dict.fromkeys(("received", "invalid_in", "sent", "dropped_out", "callback_errors"), 0)
 
     def open(self, on_message: MidiCallback) -> None:
@@ -256,6 +257,46 @@ class RtMidiPorts:
             held = self._held.release_messages()
         for message in held + all_notes_off_messages():
             self._write(message)
+
+    # -- watching (the daemon's watch thread, every second or so) ----------------------------------
+    def poll(self) -> list[tuple[str, str]]:
+        """A named port (--midi-in/--midi-out) that disappeared is reported once ("lost", why) and,
+        when a port of that name is listed again, opened again ("back", what): rtmidi gives no
+        notice of either, so the port lists are polled. Virtual ports are ours and cannot vanish."""
+        changes: list[tuple[str, str]] = []
+        for port, wanted, kind, suffix in ((self._midi_in, self.midi_in_name, "input", "in"),
+                                           (self._midi_out, self.midi_out_name, "output", "out")):
+            if port is None or wanted is None:
+                continue
+            try:
+                available = port.get_ports()
+                match_port(wanted, available, kind)
+                present = True
+            except UserError:
+                present = False
+            except rtmidi.RtMidiError:
+                continue
+            if not present and kind not in self._missing:
+                self._missing.add(kind)
+                with self._lock:
+                    port.close_port()
+                changes.append(("lost", f"MIDI {kind} port {wanted!r} gone; waiting for it to come back"))
+            elif present and kind in self._missing:
+                try:
+                    with self._lock:
+                        name = self._open_one(port, wanted, kind, suffix)
+                        if kind == "input":  # python-rtmidi drops the callback with the port
+                            port.set_callback(self._on_input)
+                except (UserError, rtmidi.RtMidiError) as error:
+                    log.debug("MIDI: reopening %s failed: %s", wanted, error)
+                    continue
+                self._missing.discard(kind)
+                if kind == "input":
+                    self.input_port_name = name
+                else:
+                    self.output_port_name = name
+                changes.append(("back", f"MIDI {kind} port {name!r} back and open"))
+        return changes
 
     def stats(self) -> dict[str, int]:
         counts = dict(self._counts)

@@ -70,13 +70,15 @@ class JackServer:
 
     @classmethod
     def start(
-        cls, samplerate: int = SAMPLE_RATE, period: int = PERIOD_FRAMES, timeout: float = 15.0
+        cls, samplerate: int = SAMPLE_RATE, period: int = PERIOD_FRAMES, timeout: float = 15.0,
+        name: str | None = None,
     ) -> JackServer:
-        """Start jackd with realtime scheduling and wait until jack_lsp answers."""
+        """Start jackd with realtime scheduling and wait until jack_lsp answers (a fresh server name
+        unless `name` is given: a server killed and started again under its own name)."""
         reason = jackd_missing_reason()
         if reason:
             raise RuntimeError(reason)
-        name = f"mbtest-{os.getpid()}-{next(_server_counter)}"
+        name = name or f"mbtest-{os.getpid()}-{next(_server_counter)}"
         log_fd, log_name = tempfile.mkstemp(prefix=f"{name}-", suffix=".log")
         env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1")
         command = ["jackd", "-n", name, "-d", "dummy", "-r", str(samplerate), "-p", str(period)]
@@ -119,6 +121,17 @@ class JackServer:
         """Every port name on this server (jack_lsp)."""
         probe = subprocess.run(["jack_lsp"], env=self.env, capture_output=True, text=True, timeout=10)
         return [line.strip() for line in probe.stdout.splitlines() if line.strip()]
+
+    def kill(self) -> None:
+        """SIGKILL: the server dies without telling its clients anything (a crash)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+    def restart(self) -> JackServer:
+        """A new jackd under the same name (after kill); the returned server replaces this one."""
+        self.kill()
+        return JackServer.start(self.samplerate, self.period, name=self.name)
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after 5 s; idempotent."""
@@ -317,6 +330,11 @@ class MidiTestClient:
     def connect_from(self, source: str) -> None:
         """Connect `source` (found by listing) to this client's in."""
         self.connect(self.find_port(source, is_input=False), self.port_name("in"))
+
+    def abandon(self) -> None:
+        """Forget a client whose server was killed: closing it would block forever in libjack."""
+        self.closed = True
+        self.client._ptr = __import__("jack")._ffi.NULL  # disarms Client.__del__ (it would close)
 
     def close(self) -> None:
         """Deactivate and close (idempotent)."""

@@ -55,3 +55,17 @@ def test_mode_switch_is_refused_only_when_no_genre_exists(genres: tuple[str, ...
     h = Harness(dataclasses.replace(preset("thru"), genres=genres))
     h.osc(0.1, "/musebridge/mode", 1, "transfer")
     assert (h.c.track_state(1).mode == "transfer") == bool(genres)
+
+
+def test_midi_port_state_reaches_every_client_and_follows_each_status() -> None:
+    h = Harness(preset("thru"))
+    h.osc(0.0, "/musebridge/hello", CLIENT[1])
+    h.apply(h.c.midi_ports("lost", "JACK server gone"), 0.1)
+    assert h.osc_sent("/musebridge/midi")[-1].args == ("lost", "JACK server gone")
+    h.osc(0.2, "/musebridge/status")
+    assert h.osc_sent("/musebridge/midi")[-1].args == ("lost", "JACK server gone")
+    h.apply(h.c.midi_ports("ok", "JACK server back"), 0.3)
+    h.osc(0.4, "/musebridge/status")
+    assert h.osc_sent("/musebridge/midi")[-1].args == ("ok", "JACK server back")
+    with pytest.raises(ValueError):
+        h.c.midi_ports("broken", "")
