@@ -141,7 +141,9 @@ class Conductor(OscControl, ContinueControl):
         self._jobs: dict[int, _Pending] = {}
         self._next_job_id = 1
         self._clients: dict[Sender, Sender] = {}
-        self._thru_open: dict[tuple[int, int], int] = {}  # (in channel, pitch) -> out channel
+        # (in channel, pitch) -> out channels of its thru note-ons still open, oldest first: a key
+        # struck twice (two players, a DAW's overlapping notes) is closed twice, on the same path
+        self._thru_open: dict[tuple[int, int], list[int]] = {}
         self._bar: int | None = None  # the bar whose dispatch point comes next (None: stopped)
         # Notes played between MIDI Start/Continue and the first clock tick (the start position).
         self._preroll: list[tuple[TrackState, mb.NoteOn | mb.NoteOff]] = []
@@ -203,7 +205,7 @@ class Conductor(OscControl, ContinueControl):
         forward = ts.mode == "thru" or ts.settings.echo_input
         if isinstance(msg, mb.NoteOff):
             # A note that went out thru gets its off on the same channel, whatever the mode is now.
-            out_channel = self._thru_open.pop((msg.channel, msg.pitch), None)
+            out_channel = self._thru_close((msg.channel, msg.pitch))
             if out_channel is not None:
                 out.append(SendMidi(((data[0] & 0xF0) | out_channel, *tuple(data)[1:])))
             elif forward:
@@ -211,7 +213,7 @@ class Conductor(OscControl, ContinueControl):
         elif forward:
             out.append(SendMidi(self._on_out_channel(tuple(data), ts)))
             if isinstance(msg, mb.NoteOn):
-                self._thru_open[(msg.channel, msg.pitch)] = self._out_channel(ts)
+                self._thru_open.setdefault((msg.channel, msg.pitch), []).append(self._out_channel(ts))
         if isinstance(msg, mb.NoteOn | mb.NoteOff):
             if self._map.playing:
                 self._buffer_note(ts, msg, self._map.beat_at(time))
@@ -227,6 +229,16 @@ class Conductor(OscControl, ContinueControl):
             ts.buffer.note_on(msg.channel, msg.pitch, msg.velocity, beat)
         else:
             ts.buffer.note_off(msg.channel, msg.pitch, beat)
+
+    def _thru_close(self, key: tuple[int, int]) -> int | None:
+        """The out channel of the oldest thru note-on still open for `key`, now closed (None: none)."""
+        channels = self._thru_open.get(key)
+        if not channels:
+            return None
+        channel = channels.pop(0)
+        if not channels:
+            del self._thru_open[key]
+        return channel
 
     def handle_osc(self, address: str, args: tuple, sender: Sender, time: float) -> list[Action]:
         """One OSC message, already type-checked and coerced per bridge/osc_spec.json."""
@@ -310,7 +322,7 @@ class Conductor(OscControl, ContinueControl):
         The output closes every note it ever opened (per-key counts: a key struck twice gets two
         note-offs) and sends sustain off + All Notes Off on the channels used (ClearOutput(panic))."""
         thru_open = sorted(self._thru_open.items())
-        out: list[Action] = [SendMidi(mb.note_off(ch, pitch)) for (_, pitch), ch in thru_open]
+        out: list[Action] = [SendMidi(mb.note_off(ch, pitch)) for (_, pitch), chs in thru_open for ch in chs]
         out.append(ClearOutput(None, panic=True))
         self._thru_open.clear()
         out += self._to_clients("/musebridge/out/panic", ())
