@@ -222,6 +222,8 @@ def _register_builtins() -> None:
                   description="MusicVAE (Roberts 2018): interpolate between clips A and B, sample")
     register_lazy("cyclegan", "musebridge.models.cyclegan.phrase_model:create_transfer_model",
                   description="CycleGAN genre transfer (Brunner 2018)")
+    register_lazy("umt", "musebridge.models.umt.phrase_model:create_umt_model",
+                  description="universal translation (Mor 2019): any genre into any genre it decodes")
     register_lazy("wavenet", "musebridge.models.continuation.phrase_model:wavenet_factory",
                   description="WaveNet-style continuation over melody tokens (cached generation)")
     register_lazy("crnngan", "musebridge.models.continuation.phrase_model:crnngan_factory",

@@ -17,6 +17,7 @@ EVALUATORS: dict[str, str] = {
     "vae": "musebridge.commands.eval:register_vae",
     "continue": "musebridge.commands.continue_:register_eval",
     "transfer": "musebridge.commands.transfer:register_eval",
+    "umt": "musebridge.commands.umt:register_eval",
 }
 
 

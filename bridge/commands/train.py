@@ -20,6 +20,8 @@ TRAINERS: dict[str, str] = {
     "vae": "musebridge.commands.train:register_vae",
     "continue": "musebridge.commands.continue_:register_train",
     "transfer": "musebridge.commands.transfer:register_train",
+    "umt": "musebridge.commands.umt:register_train",
+    "judges": "musebridge.commands.umt:register_train_judges",
 }
 
 DEFAULT_VAE_GENRES = ("folk",)

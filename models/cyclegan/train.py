@@ -289,7 +289,7 @@ def load_pair(
         genres = (names[0], names[1]) if names else (dir_a.expanduser().name, dir_b.expanduser().name)
         if genres[0] == genres[1]:
             raise ValueError(f"both folders are named {genres[0]!r}: name them with --names A B")
-        data = TuneDataset(_folder_tunes(dir_a, genres[0]) + _folder_tunes(dir_b, genres[1]))
+        data = TuneDataset(folder_tunes(dir_a, genres[0]) + folder_tunes(dir_b, genres[1]))
         source = f"MIDI folders {dir_a.name}/ ({genres[0]}) and {dir_b.name}/ ({genres[1]})"
     if genres[0] == genres[1]:
         raise ValueError("a transfer pair needs two different genres")
@@ -307,7 +307,7 @@ def load_pair(
     )  # fmt: skip
 
 
-def _folder_tunes(folder: Path, genre: str) -> list:
+def folder_tunes(folder: Path, genre: str) -> list:
     """Every readable MIDI file of a folder as a Tune of `genre`; unreadable files are skipped and counted."""
     from musebridge.models.data.midi_files import midi_files, parse_midi_file
 

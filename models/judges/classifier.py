@@ -1,8 +1,9 @@
 """The genre classifier of Brunner et al. 2018, used only to evaluate transfer (never trained on transfers).
 
-Roll (B, 1, 64, 84) binary -> two logits (genre A, genre B). Inputs are mapped to x * 2 - 1 first.
+Roll (B, 1, 64, 84) binary -> one logit per genre (the paper: two, genre A and genre B; the universal
+translator's judge: four). Inputs are mapped to x * 2 - 1 first.
 Convs (kernel = stride, no padding): [1x12] -> 64 (one per octave), [4x1] -> 128 + IN,
-[2x1] -> 256 + IN, [8x1] -> 512 + IN, [1x7] -> 2; LeakyReLU 0.2 between.
+[2x1] -> 256 + IN, [8x1] -> 512 + IN, [1x7] -> genres; LeakyReLU 0.2 between.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class ClassifierConfig:
     learning_rate: float = 2e-4
     beta1: float = 0.5
     batch_size: int = 64
+    genres: int = 2
 
     def __post_init__(self) -> None:
         if self.steps != 64 or self.pitches != 84:
@@ -41,7 +43,7 @@ class ClassifierConfig:
 
 
 class GenreClassifier(nn.Module):
-    """Binary genre classifier: roll (B, 1, 64, 84) in [0, 1] -> logits (B, 2); index 0 = genre A."""
+    """Genre classifier: roll (B, 1, 64, 84) in [0, 1] -> logits (B, genres); index 0 = genre A."""
 
     def __init__(self, config: ClassifierConfig | None = None):
         super().__init__()
@@ -59,15 +61,15 @@ class GenreClassifier(nn.Module):
             nn.Conv2d(4 * c, 8 * c, (8, 1), stride=(8, 1)),  # (B, 8c, 1, 7)
             nn.InstanceNorm2d(8 * c, affine=True),
             nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(8 * c, 2, (1, 7), stride=(1, 7)),  # (B, 2, 1, 1)
+            nn.Conv2d(8 * c, self.config.genres, (1, 7), stride=(1, 7)),  # (B, genres, 1, 1)
         )
 
     def forward(self, roll: torch.Tensor) -> torch.Tensor:
-        return self.layers(roll * 2.0 - 1.0).flatten(1)  # (B, 2)
+        return self.layers(roll * 2.0 - 1.0).flatten(1)  # (B, genres)
 
     @torch.no_grad()
     def probabilities(self, rolls: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-        """Softmax (N, 2) of rolls (N, 1, 64, 84), binarised at 0.5 first, in eval mode."""
+        """Softmax (N, genres) of rolls (N, 1, 64, 84), binarised at 0.5 first, in eval mode."""
         was_training = self.training
         self.eval()
         out = [
@@ -75,15 +77,13 @@ class GenreClassifier(nn.Module):
             for i in range(0, rolls.shape[0], batch_size)
         ]
         self.train(was_training)
-        return torch.cat(out) if out else torch.zeros(0, 2)
+        return torch.cat(out) if out else torch.zeros(0, self.config.genres)
 
 
-def accuracy(model: GenreClassifier, rolls_a: torch.Tensor, rolls_b: torch.Tensor) -> float:
-    """Fraction of A rolls classified A and B rolls classified B, over both sets together."""
-    right = int((model.probabilities(rolls_a).argmax(1) == 0).sum()) + int(
-        (model.probabilities(rolls_b).argmax(1) == 1).sum()
-    )
-    total = rolls_a.shape[0] + rolls_b.shape[0]
+def accuracy(model: GenreClassifier, *rolls_by_genre: torch.Tensor) -> float:
+    """Fraction of the rolls of genre i (N_i, 1, 64, 84) classified i, over all sets together."""
+    right = sum(int((model.probabilities(r).argmax(1) == i).sum()) for i, r in enumerate(rolls_by_genre))
+    total = sum(r.shape[0] for r in rolls_by_genre)
     return right / total if total else float("nan")
 
 
@@ -100,12 +100,26 @@ def train_classifier(
 
     Returns {"epochs", "train_loss", "valid_accuracy"} of the kept weights.
     """
+    return train_classifier_sets(model, [train_a, train_b], epochs, seed, valid, log)
+
+
+def train_classifier_sets(
+    model: GenreClassifier,
+    train: list[np.ndarray],
+    epochs: int,
+    seed: int = 0,
+    valid: tuple[np.ndarray, ...] | list[np.ndarray] | None = None,
+    log: object = print,
+) -> dict[str, float]:
+    """train_classifier for any number of genres: train[i] (N_i, 64, 84) has label i."""
     cfg = model.config
+    if len(train) != cfg.genres:
+        raise ValueError(f"the classifier has {cfg.genres} genres, got {len(train)} training sets")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, betas=(cfg.beta1, 0.999))
-    rolls = np.concatenate([train_a, train_b]).astype(np.float32)
-    labels = np.concatenate([np.zeros(len(train_a)), np.ones(len(train_b))]).astype(np.int64)
+    rolls = np.concatenate(train).astype(np.float32)
+    labels = np.concatenate([np.full(len(t), i) for i, t in enumerate(train)]).astype(np.int64)
     valid_t = None
     if valid is not None:
         valid_t = tuple(torch.from_numpy(v.astype(np.float32)).unsqueeze(1) for v in valid)
@@ -140,8 +154,8 @@ def train_classifier(
 CHECKPOINT_FORMAT = "musebridge.genre_classifier/1"
 
 
-def save_classifier(model: GenreClassifier, path, genres: tuple[str, str]) -> None:
-    """Write weights, config and the genre pair (index 0 = A); atomic replace."""
+def save_classifier(model: GenreClassifier, path, genres: tuple[str, ...]) -> None:
+    """Write weights, config and the genres (index 0 = A); atomic replace."""
     import os
     from pathlib import Path
 
@@ -157,8 +171,8 @@ def save_classifier(model: GenreClassifier, path, genres: tuple[str, str]) -> No
     os.replace(temporary, path)
 
 
-def load_classifier(path, device: str | torch.device = "cpu") -> tuple[GenreClassifier, tuple[str, str]]:
-    """(classifier in eval mode, (genre A, genre B)); ValueError if it is not a classifier checkpoint."""
+def load_classifier(path, device: str | torch.device = "cpu") -> tuple[GenreClassifier, tuple[str, ...]]:
+    """(classifier in eval mode, its genres (A, B, ...)); ValueError if it is not a classifier checkpoint."""
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
     except Exception as error:  # noqa: BLE001 - unpickling errors come in many types
@@ -168,5 +182,4 @@ def load_classifier(path, device: str | torch.device = "cpu") -> tuple[GenreClas
     model = GenreClassifier(ClassifierConfig.from_dict(payload["config"]))
     model.load_state_dict(payload["state"])
     model.to(device).eval()
-    genre_a, genre_b = payload["genres"]
-    return model, (str(genre_a), str(genre_b))
+    return model, tuple(str(g) for g in payload["genres"])

@@ -1,0 +1,62 @@
+"""The universal translator as a PhraseModel: mode "transfer", any input genre to request.genre.
+
+Phrase handling is the CycleGAN adapter's (cyclegan/phrase_model.py: cut into rolls of up to 4 bars,
+silent chunks stay silent, velocities from the input notes it overlaps); only the roll-to-roll step
+differs: the shared encoder, then the target genre's decoder with cached generation (greedy,
+p >= 0.5). The genres it offers are the decoders in its checkpoint, so a genre added with
+`musebridge train umt --add-genre` appears in the bridge (and the device's menu) by itself.
+
+Registry: `register_lazy("umt", "musebridge.models.umt.phrase_model:create_umt_model")`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from musebridge.models import CHECKPOINT_DIR
+from musebridge.models.cyclegan.phrase_model import TransferPhraseModel
+from musebridge.models.umt.model import UniversalTranslator, load_umt
+
+SHIPPED = CHECKPOINT_DIR / "umt.pt"
+
+
+def _translator(model: UniversalTranslator, genre: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """rolls (C, 1, 64, 84) -> 0/1 rolls (C, 1, 64, 84) in `genre`: a generator as the adapter calls it."""
+
+    def run(batch: torch.Tensor) -> torch.Tensor:
+        return model.translate(batch.squeeze(1), genre).float().unsqueeze(1)
+
+    return run
+
+
+class UMTPhraseModel(TransferPhraseModel):
+    """Transfer from any genre into any genre the model has a decoder for; satisfies PhraseModel."""
+
+    name = "umt"
+
+    def __init__(self, model: UniversalTranslator, device: str | torch.device = "cpu", threads: int = 1):
+        self.device = torch.device(device)
+        self.threshold = 0.5
+        self.threads = threads
+        self.model = model.to(self.device).eval()
+        self._generators = {genre: _translator(self.model, genre) for genre in model.genres}
+
+
+def create_umt_model(device: str = "cpu", options: Mapping[str, Any] | None = None) -> UMTPhraseModel:
+    """Registry factory; options: "checkpoint" (default: the shipped umt.pt), "threads" (CPU intra-op
+    threads while generating, default 1). A missing or unreadable checkpoint is a UserError."""
+    from musebridge.errors import UserError
+    from musebridge.registry import require_checkpoint
+
+    options = dict(options or {})
+    path = Path(str(options.get("checkpoint", "") or SHIPPED)).expanduser()
+    require_checkpoint(path, model="umt")
+    try:
+        model, _extra = load_umt(path, device)
+    except ValueError as error:
+        raise UserError(f"model 'umt': {error}") from error
+    return UMTPhraseModel(model, device=device, threads=int(options.get("threads", 1)))

@@ -1,0 +1,170 @@
+"""Universal translator (models/umt): generation, bottlenecks, augmentation, training steps, new genres."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from musebridge.core.model_protocol import ModelRequest
+from musebridge.core.music import Meter, Note, Phrase
+from musebridge.models.umt.augment import augment_roll, notes_of
+from musebridge.models.umt.model import (
+    UniversalTranslator,
+    argmax_bottleneck,
+    generate,
+    generate_naive,
+    get_config,
+    load_umt,
+    save_umt,
+)
+from musebridge.models.umt.phrase_model import UMTPhraseModel, create_umt_model
+from musebridge.models.umt.train import UMTTrainer, reconstruction_loss, train_loop
+
+GENRES = ("folk", "chorale", "celtic")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The machine's cores are shared: one torch thread keeps these tests fast and deterministic."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny(**overrides) -> UniversalTranslator:
+    torch.manual_seed(0)
+    return UniversalTranslator(get_config("tiny", genres=GENRES, **overrides)).eval()
+
+
+def toy_rolls(seed: int, n: int = 16, chords: bool = False) -> np.ndarray:
+    """Quarter-note melodies (or three-note chords) from random roots: rolls uint8 (n, 64, 84)."""
+    rng = np.random.default_rng(seed)
+    rolls = np.zeros((n, 64, 84), dtype=np.uint8)
+    for r in range(n):
+        for beat in range(16):
+            root = int(rng.integers(30, 50))
+            for offset in (0, 4, 7) if chords else (0,):
+                rolls[r, beat * 4 : beat * 4 + 3, root + offset] = 1
+    return rolls
+
+
+@pytest.mark.parametrize("bottleneck", ["continuous", "argmax"])
+def test_cached_generation_equals_the_naive_one(bottleneck: str) -> None:
+    model = tiny(bottleneck=bottleneck)
+    rolls = torch.from_numpy(toy_rolls(1, 3, chords=True).astype(np.float32))
+    latent = model.encode(rolls)
+    assert latent.shape == (3, model.config.latent_dim, 16)
+    decoder = model.decoder("chorale")
+    for threshold in (0.5, 0.45):  # around the untrained decoder's p, so both on and off cells occur
+        cached, naive = generate(decoder, latent, threshold), generate_naive(decoder, latent, threshold)
+        assert cached.dtype == torch.bool and cached.shape == (3, 64, 84)
+        assert torch.equal(cached, naive)
+    sampled = [generate(decoder, latent, 0.5, 1.0, torch.Generator().manual_seed(7)) for _ in range(2)]
+    assert torch.equal(sampled[0], sampled[1])
+    assert torch.equal(
+        sampled[0], generate_naive(decoder, latent, 0.5, 1.0, torch.Generator().manual_seed(7))
+    )
+
+
+def test_argmax_bottleneck_is_one_hot_forward_and_passes_gradients() -> None:
+    latent = torch.randn(2, 5, 4, requires_grad=True)
+    code, q = argmax_bottleneck(latent)
+    assert torch.allclose(code.sum(1), torch.ones(2, 4))
+    assert set(code.detach().unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(code.argmax(1), q.argmax(1))
+    (code * torch.arange(5.0).view(1, 5, 1)).sum().backward()
+    assert latent.grad is not None and latent.grad.abs().sum() > 0
+
+
+def test_decoder_is_causal_and_the_encoder_sees_the_whole_phrase() -> None:
+    model = tiny()
+    roll = torch.from_numpy(toy_rolls(2, 1).astype(np.float32))
+    changed = roll.clone()
+    changed[0, 40:, :] = 0
+    latent = model.encode(roll)
+    decoder = model.decoder("folk")
+    before, after = decoder(roll, latent), decoder(changed, latent)
+    assert torch.allclose(before[:, :41], after[:, :41])  # frame t reads frames < t only
+    assert not torch.allclose(before[:, 41:], after[:, 41:])
+    # non-causal: the vector of steps 36..39 sees steps from 40 on
+    assert not torch.allclose(model.encode(changed)[..., 9], latent[..., 9])
+
+
+def test_augmentation_distorts_the_input_only_a_little_and_is_seeded() -> None:
+    roll = toy_rolls(3, 1, chords=True)[0]
+    copy = roll.copy()
+    out = augment_roll(roll, np.random.default_rng(0), segments=2, drop=0.1, nudge=0.1)
+    again = augment_roll(roll, np.random.default_rng(0), segments=2, drop=0.1, nudge=0.1)
+    assert np.array_equal(roll, copy) and np.array_equal(out, again)
+    assert out.shape == roll.shape and not np.array_equal(out, roll)
+    assert 0.6 * len(notes_of(roll)) <= len(notes_of(out)) <= len(notes_of(roll)) + 4
+    assert np.array_equal(augment_roll(roll, np.random.default_rng(0), segments=0, drop=0, nudge=0), roll)
+    shifted = augment_roll(
+        roll, np.random.default_rng(5), segments=1, segment_steps=(64, 64), drop=0, nudge=0
+    )
+    assert any(np.array_equal(shifted, np.roll(roll, s, axis=1)) for s in (1, -1))
+
+
+@pytest.mark.parametrize("bottleneck", ["continuous", "argmax"])
+def test_training_steps_lower_the_reconstruction_loss(bottleneck: str) -> None:
+    model = tiny(bottleneck=bottleneck, learning_rate=3e-3)
+    train = {"folk": toy_rolls(4), "chorale": toy_rolls(5, chords=True), "celtic": toy_rolls(6)}
+    before = reconstruction_loss(model, train)
+    trainer = UMTTrainer(model, seed=0)
+    result = train_loop(trainer, train, 20, log=lambda _line: None)
+    assert result.steps == 20 and {"reconstruction", "confusion", "classifier_accuracy"} <= set(result.losses)
+    assert ("diversity" in result.losses) == (bottleneck == "argmax")
+    assert reconstruction_loss(model, train) < 0.7 * before
+
+
+def test_a_new_genre_trains_only_its_decoder() -> None:
+    model = tiny()
+    frozen = {k: v.clone() for k, v in model.state_dict().items()}
+    model.add_genre("jazz")
+    assert model.genres == (*GENRES, "jazz") and model.config.genres[-1] == "jazz"
+    new_before = {k: v.clone() for k, v in model.decoder("jazz").state_dict().items()}
+    trainer = UMTTrainer(model, seed=0, new_genres=("jazz",))
+    train_loop(trainer, {"jazz": toy_rolls(7)}, 5, log=lambda _line: None)
+    after = model.state_dict()
+    for key, value in frozen.items():  # encoder, classifier and every other decoder: bit-identical
+        assert torch.equal(after[key], value), key
+    assert any(not torch.equal(model.decoder("jazz").state_dict()[k], v) for k, v in new_before.items())
+
+
+def test_checkpoint_round_trip_keeps_an_added_genre(tmp_path) -> None:
+    model = tiny(bottleneck="argmax")
+    model.add_genre("jazz")
+    path = tmp_path / "umt.pt"
+    save_umt(model, path, {"steps": 3})
+    loaded, extra = load_umt(path)
+    assert loaded.genres == model.genres and extra["steps"] == 3
+    assert loaded.config.classifier_genres == 3 and loaded.config.bottleneck == "argmax"
+    rolls = torch.from_numpy(toy_rolls(8, 2).astype(np.float32))
+    assert torch.equal(loaded.translate(rolls, "jazz"), model.translate(rolls, "jazz"))
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="cannot read UMT checkpoint"):
+        load_umt(tmp_path / "junk.pt")
+
+
+def test_phrase_model_transfers_into_every_genre_and_names_unknown_ones(tmp_path) -> None:
+    model = tiny()
+    path = tmp_path / "umt.pt"
+    save_umt(model, path)
+    phrase_model = create_umt_model("cpu", {"checkpoint": str(path)})
+    assert isinstance(phrase_model, UMTPhraseModel) and phrase_model.genres == tuple(sorted(GENRES))
+    notes = tuple(Note(60 + (i * 5) % 12, 70 + i, i * 1.0, 1.0) for i in range(12))
+    phrase = Phrase(notes, 4, Meter(3, 4))
+    for genre in GENRES:
+        out = phrase_model.generate(ModelRequest("transfer", phrase, 4, genre=genre))
+        assert out.bars == 4 and out.meter == Meter(3, 4)
+        assert all(0 <= n.start and n.end <= 12 + 1e-9 for n in out.notes)
+    silent = phrase_model.generate(ModelRequest("transfer", Phrase((), 4), 4, genre="folk"))
+    assert silent.notes == ()
+    with pytest.raises(ValueError, match="known: celtic, chorale, folk"):
+        phrase_model.generate(ModelRequest("transfer", phrase, 4, genre="jazz"))
+    from musebridge.errors import UserError
+
+    with pytest.raises(UserError, match="checkpoint not found"):
+        create_umt_model("cpu", {"checkpoint": str(tmp_path / "missing.pt")})
