@@ -167,3 +167,19 @@ def test_random_midi_bytes_leave_the_daemon_up(start_daemon, midi_client) -> Non
     assert [e.data for e in events if e.data[0] & 0xF0 in (0x80, 0x90)] == [(0x90, 61, 90), (0x80, 61, 0)]
     assert daemon.alive and "Traceback" not in daemon.output()
     client.close()
+
+
+@pytest.mark.parametrize("gap_s", [0.002, 0.03])
+def test_two_sigints_close_together_close_every_note_and_never_crash(start_daemon, midi_client, gap_s):
+    """Issue 13: 1-2 ms apart the held note hung in 5 of 8 runs; ~30 ms apart the daemon died of SIGSEGV."""
+    daemon = start_daemon("--preset", "default", "--clock", "internal")
+    probe = wire(midi_client)
+    probe.send_now((0x90, 60, 100))  # a thru note, held
+    assert wait_for_note_ons(probe, 1, timeout=6.0)
+    daemon.signal(signal.SIGINT)
+    time.sleep(gap_s)
+    code = daemon.stop(signal.SIGINT)
+    assert code in (0, 128 + signal.SIGINT), daemon.output()  # never a signal death (negative)
+    probe.wait_cycles(4)
+    assert_every_note_closed(list(probe.received))
+    assert "Traceback" not in daemon.output()
