@@ -164,10 +164,23 @@ def register_eval(models: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--genres", nargs="*", default=None, help="genres to evaluate on (default: the model's)"
     )
+    parser.add_argument(
+        "--ood-genres", nargs="*", default=None,
+        help="held-out genres measured whole beside the split (default: every out-of-domain genre)",
+    )
+    parser.add_argument("--no-ood", action="store_true", help="skip the out-of-domain collections")
     parser.add_argument("--call-bars", type=int, default=4)
     parser.add_argument("--bars", type=int, default=4, help="answer bars")
     parser.add_argument("--windows", type=int, default=200, help="call+answer windows to use (spread evenly)")
-    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--temperature", type=float, default=1.0,
+                        help="the request's temperature knob (1.0 = the checkpoint's calibrated sampling)")
+    parser.add_argument("--sampling-temperature", type=float, default=None, metavar="T",
+                        help="wavenet: calibrated temperature to use instead of the checkpoint's")
+    parser.add_argument("--top-p", type=float, default=None, metavar="P",
+                        help="wavenet: nucleus (0 < P <= 1) to use instead of the checkpoint's")
+    parser.add_argument("--store-sampling", action="store_true",
+                        help="write --sampling-temperature / --top-p into each WaveNet checkpoint and card "
+                        "(choose them on --split valid)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--update-card", action="store_true", help="store the metrics in each model card")
@@ -181,6 +194,10 @@ def register_eval(models: argparse._SubParsersAction) -> None:
 def _run_eval(args: argparse.Namespace) -> int:
     if args.call_bars < 1 or not 1 <= args.bars <= MAX_BARS or args.windows < 1:
         raise UserError("--call-bars, --bars (<= 64) and --windows must be >= 1")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        raise UserError(f"--top-p must be in (0, 1], got {args.top_p}")
+    if args.sampling_temperature is not None and not args.sampling_temperature > 0:
+        raise UserError(f"--sampling-temperature must be > 0, got {args.sampling_temperature}")
     from musebridge.models.continuation.eval import run
 
     return run(args)

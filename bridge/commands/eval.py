@@ -38,6 +38,12 @@ def register_vae(models: argparse._SubParsersAction) -> None:
     parser.add_argument("--bars", type=int, default=2, choices=(2, 4), help="shipped checkpoint to use")
     parser.add_argument("--dataset", type=Path, help="dataset .npz (default <cache>/dataset.npz)")
     parser.add_argument("--split", default="test", choices=("train", "valid", "test"))
+    parser.add_argument("--genre", action="append", metavar="NAME",
+                        help="in-domain genre to measure (repeatable; default: the checkpoint's)")
+    parser.add_argument("--ood-genre", action="append", metavar="NAME",
+                        help="held-out genre measured whole beside the in-domain split (repeatable; "
+                        "default: every out-of-domain genre of the dataset)")
+    parser.add_argument("--no-ood", action="store_true", help="skip the out-of-domain collections")
     parser.add_argument("--pairs", type=int, default=64, help="interpolation pairs (default 64)")
     parser.add_argument("--limit", type=int, default=0, help="use at most N windows (seeded pick; 0 = all)")
     parser.add_argument("--seed", type=int, default=0)
@@ -48,13 +54,31 @@ def register_vae(models: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run_eval_vae)
 
 
+def _ood_windows(data, wanted: list[str] | None, in_domain: list[str], bars: int) -> dict:
+    """{held-out genre: melody tokens of the whole collection}; UserError for a genre that is not held
+    out in this dataset or that the model was measured in-domain on."""
+    from musebridge.models.data import melody_windows
+
+    names = wanted if wanted is not None else list(data.out_of_domain)
+    wrong = [n for n in names if n not in data.out_of_domain or n in in_domain]
+    if wrong:
+        held = ", ".join(data.out_of_domain) or "none"
+        raise UserError(f"not a held-out genre of this dataset: {', '.join(wrong)} (held out: {held})")
+    return {name: melody_windows(data, bars=bars, split=None, genres=[name]).tokens for name in names}
+
+
 def run_eval_vae(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
     import yaml
 
     from musebridge.commands.train import command_line, load_vae_windows
-    from musebridge.models.musicvae.eval import evaluate, format_report
+    from musebridge.models.musicvae.eval import (
+        evaluate,
+        evaluate_out_of_domain,
+        format_report,
+        format_side_by_side,
+    )
     from musebridge.models.musicvae.model import load_checkpoint
     from musebridge.models.musicvae.phrase_model import shipped_checkpoint
     from musebridge.models.musicvae.train import card_path
@@ -70,10 +94,10 @@ def run_eval_vae(args: argparse.Namespace) -> int:
     except Exception as error:  # noqa: BLE001 - any load failure means an unusable file
         reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
         raise UserError(f"{path}: not a usable MusicVAE checkpoint ({reason})") from error
-    genres = list(saved.get("genres") or [])
+    genres = sorted(args.genre or saved.get("genres") or [])
     if not genres:
         raise UserError(f"{path}: the checkpoint names no genres, so its test split is unknown")
-    _, windows = load_vae_windows(args.dataset, genres, model.config.bars, args.split)
+    data, windows = load_vae_windows(args.dataset, genres, model.config.bars, args.split)
     tokens = windows.tokens
     if args.limit and len(tokens) > args.limit:
         pick = np.random.default_rng(args.seed).choice(len(tokens), size=args.limit, replace=False)
@@ -84,8 +108,14 @@ def run_eval_vae(args: argparse.Namespace) -> int:
     metrics["checkpoint"] = path.name
     metrics["split"] = args.split
     metrics["genres"] = genres
+    metrics["trained_genres"] = list(saved.get("genres") or [])
     metrics["command"] = command_line()
     print(format_report(metrics))
+    ood_sets = {} if args.no_ood else _ood_windows(data, args.ood_genre, genres, model.config.bars)
+    if ood_sets:
+        metrics["out_of_domain"] = evaluate_out_of_domain(model, ood_sets, pairs=args.pairs, seed=args.seed)
+        label = f"in domain: {args.split} split of {', '.join(genres)}"
+        print(format_side_by_side(metrics, metrics["out_of_domain"], label))
     out = args.json or path.with_suffix(".eval.json")
     out.write_text(json.dumps(metrics, indent=1))
     print(f"wrote {out}")
@@ -108,6 +138,8 @@ def run_eval_vae(args: argparse.Namespace) -> int:
             "prior_samples": metrics["prior_samples"],
             "attributes": metrics["attributes"],
         }
+        if "out_of_domain" in metrics:
+            summary["out_of_domain"] = metrics["out_of_domain"]
         card["metrics"] = summary
         card_file.write_text(yaml.safe_dump(card, sort_keys=False, width=100))
         print(f"updated {card_file}")

@@ -117,6 +117,12 @@ def register_vae(models: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
     parser.add_argument("--out-dir", type=Path, default=None, help="run folder (default runs/vae-<preset>)")
     parser.add_argument("--resume", action="store_true", help="continue from <out-dir>/run.pt")
+    parser.add_argument("--init-from", type=Path, metavar="CHECKPOINT",
+                        help="fine-tune a MusicVAE .pt (same preset): its weights, schedules from its step "
+                        "count; --steps counts from 0, so give more steps than it has")
+    parser.add_argument("--balance", type=float, default=1.0, metavar="POWER",
+                        help="genre shares of the drawn windows ~ count**POWER: 1 as found (default), "
+                        "0.5 square-root, 0 equal")
     parser.add_argument("--export", type=Path, help="shipped checkpoint path (default <out-dir>/musicvae.pt)")
     parser.add_argument("--attribute-windows", type=int, default=8192,
                         help="training windows used for the attribute vectors")
@@ -138,9 +144,33 @@ def load_vae_windows(dataset: Path | None, genres: list[str], bars: int, split: 
     return data, windows
 
 
+def _fine_tune_source(path: Path, config) -> dict:
+    """The checkpoint dict to fine-tune from; UserError when unreadable or of another shape."""
+    import torch
+
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any load failure means an unusable file
+        raise UserError(f"{path}: not a usable MusicVAE checkpoint ({type(error).__name__})") from error
+    if not isinstance(saved, dict) or dict(saved.get("config") or {}) != config.to_dict():
+        raise UserError(f"{path}: another model shape than --preset/--set give; use its preset")
+    return saved
+
+
+def _note_sources_in_card(card: Path, training: dict) -> None:
+    """Add how the genres were weighted and what was fine-tuned to the card write_card made."""
+    import yaml
+
+    document = yaml.safe_load(card.read_text())
+    document["data"]["balance"] = training["balance"]
+    document["fine_tuned_from"] = training["fine_tuned_from"]
+    card.write_text(yaml.safe_dump(document, sort_keys=False, width=100))
+
+
 def run_train_vae(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from musebridge.models.data.balance import balanced_rows, genre_shares
     from musebridge.models.musicvae.eval import compute_attribute_vectors
     from musebridge.models.musicvae.model import PRESETS, MusicVAEConfig
     from musebridge.models.musicvae.train import TrainOptions, export_model, train_vae, write_card
@@ -164,11 +194,17 @@ def run_train_vae(args: argparse.Namespace) -> int:
     )
     data, train = load_vae_windows(args.dataset, genres, config.bars, "train")
     _, valid = load_vae_windows(args.dataset, genres, config.bars, "valid")
-    print(f"train vae: {len(train)} train / {len(valid)} valid windows of {config.bars} bars "
-          f"({', '.join(genres)}); run folder {out_dir}", file=sys.stderr)
     try:
-        result = train_vae(config, options, train.tokens, valid.tokens, out_dir, resume=args.resume,
-                           progress=not args.quiet)
+        rows = balanced_rows(train.genre, args.balance, options.seed)
+        shares = {train.genres[g]: round(v, 4) for g, v in genre_shares(train.genre, args.balance).items()}
+    except ValueError as error:
+        raise UserError(str(error)) from error
+    init_from = _fine_tune_source(args.init_from, config) if args.init_from else None
+    print(f"train vae: {len(train)} train / {len(valid)} valid windows of {config.bars} bars "
+          f"({', '.join(genres)}; drawn shares {shares}); run folder {out_dir}", file=sys.stderr)
+    try:
+        result = train_vae(config, options, train.tokens[rows], valid.tokens, out_dir, resume=args.resume,
+                           progress=not args.quiet, init_from=init_from)
     except ValueError as error:
         raise UserError(str(error)) from error
     rng = np.random.default_rng(options.seed)
@@ -184,10 +220,13 @@ def run_train_vae(args: argparse.Namespace) -> int:
         "resumed": bool(args.resume),
         "final": {k: round(float(v), 5) for k, v in last.items()},
         "windows": {"train": len(train), "valid": len(valid)},
+        "balance": {"power": args.balance, "shares": shares},
+        "fine_tuned_from": args.init_from.name if args.init_from else None,
         "dataset": portable_path(str(data.path)) if data.path else "",
     }
     path = export_model(result.model, export, genres=genres, training=training)
     card = write_card(path, config=config.to_dict(), genres=genres, training=training,
                       dataset_info=dict(data.info))
+    _note_sources_in_card(card, training)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) and {card}")
     return 0

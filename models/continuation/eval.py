@@ -218,8 +218,10 @@ def mean_fit(pairs: Iterable[tuple[Phrase, Phrase]]) -> dict[str, float]:
 def wavenet_scores(
     model, calls_and_answers: Sequence[tuple[Phrase, Phrase]], genres: Sequence[int] | None
 ) -> dict:
-    """Teacher-forced NLL (nats/step) and accuracy of a WaveNet over whole call+answer windows, and over
-    the answer steps only (each conditioned on its call)."""
+    """Teacher-forced NLL and accuracy of a WaveNet over whole call+answer windows, and over the answer
+    steps only (each conditioned on its call). NLL per step (nats) is dominated by the easy hold steps;
+    NLL per note (nats) is the same summed NLL divided by the note-ons among those steps: the cost of a
+    note, rhythm included, comparable across step grids."""
     import torch
     import torch.nn.functional as F
 
@@ -234,6 +236,7 @@ def wavenet_scores(
     genre = torch.as_tensor(list(genres)) if genres is not None and model.config.num_genres else None
     nll_sum = torch.zeros(tokens.shape[1])
     correct = torch.zeros(tokens.shape[1])
+    onsets = (tokens >= melody.FIRST_NOTE_TOKEN).sum(0).float()  # note-ons per step position
     with torch.no_grad():
         for begin in range(0, tokens.shape[0], 64):
             batch = tokens[begin : begin + 64]
@@ -248,6 +251,8 @@ def wavenet_scores(
         "accuracy": float(correct.sum() / (n * tokens.shape[1])),
         "answer_nll": float(nll_sum[answer_from:].sum() / (n * (tokens.shape[1] - answer_from))),
         "answer_accuracy": float(correct[answer_from:].sum() / (n * (tokens.shape[1] - answer_from))),
+        "nll_per_note": float(nll_sum.sum() / onsets.sum().clamp(min=1)),
+        "answer_nll_per_note": float(nll_sum[answer_from:].sum() / onsets[answer_from:].sum().clamp(min=1)),
         "windows": n,
     }
 
@@ -299,6 +304,8 @@ def evaluate(
         free_stats, cont_stats = mean_statistics(free), mean_statistics(continuations)
         entry: dict[str, Any] = {
             "kind": model.kind,
+            "sampling": {"temperature": temperature * getattr(model, "temperature_scale", 1.0),
+                         "top_p": getattr(model, "top_p", 1.0)},
             "free": free_stats,
             "free_gaps": relative_gaps(free_stats, real),
             "continuation": cont_stats,
@@ -353,8 +360,9 @@ def format_report(result: dict) -> str:
         if "likelihood" in entry:
             s = entry["likelihood"]
             lines.append(
-                f"  {name}: test NLL {s['nll']:.3f} nats/step, accuracy {s['accuracy']:.3f}; answer steps "
-                f"NLL {s['answer_nll']:.3f}, accuracy {s['answer_accuracy']:.3f}"
+                f"  {name}: NLL {s['nll']:.3f} nats/step ({s['nll_per_note']:.2f} nats/note), accuracy "
+                f"{s['accuracy']:.3f}; answer steps NLL {s['answer_nll']:.3f} ({s['answer_nll_per_note']:.2f}"
+                f" nats/note), accuracy {s['answer_accuracy']:.3f}"
             )
     return "\n".join(lines)
 
@@ -400,6 +408,28 @@ def latency_report(models: dict[str, Any], call: Phrase, bars: int = 2, runs: in
     return report
 
 
+def call_answer_pairs(
+    data, split: str | None, genres: Sequence[str] | None, call_bars: int, bars: int, count: int
+) -> tuple[list[tuple[Phrase, Phrase]], list[str]]:
+    """Up to `count` (call, real answer) pairs from non-overlapping 4/4 windows of call_bars + bars bars,
+    spread evenly over the split (None: the whole collection), and each pair's genre."""
+    from musebridge.core.music import Meter
+
+    total = call_bars + bars
+    windows = _spread(data.windows(total, split, genres, Meter(4, 4), total, 4, True), count)
+    pairs, names = [], []
+    for window in windows:
+        phrase = data.window_phrase(window)
+        split_at = call_bars * phrase.meter.beats_per_bar
+        call = Phrase(tuple(n for n in phrase.notes if n.start < split_at), call_bars, phrase.meter).clipped()
+        answer = Phrase(
+            tuple(n.shifted(-split_at) for n in phrase.notes if n.start >= split_at), bars, phrase.meter
+        )
+        pairs.append((call, answer))
+        names.append(data.tunes[window.tune_index].genre)
+    return pairs, names
+
+
 def run(args) -> int:
     """`musebridge eval continue` (options in bridge/commands/continue_.py)."""
     import json
@@ -413,6 +443,7 @@ def run(args) -> int:
     from musebridge.models.continuation.phrase_model import (
         DEFAULT_CHECKPOINTS,
         ContinuePhraseModel,
+        store_sampling,
         update_card_metrics,
     )
     from musebridge.models.data.dataset import TuneDataset
@@ -427,7 +458,17 @@ def run(args) -> int:
             model = ContinuePhraseModel.from_checkpoint(path)
         except ValueError as error:
             raise UserError(str(error)) from error
+        if model.kind == "wavenet":
+            if getattr(args, "sampling_temperature", None) is not None:
+                model.temperature_scale = args.sampling_temperature
+            if getattr(args, "top_p", None) is not None:
+                model.top_p = args.top_p
         models[f"{model.kind}:{Path(path).stem}"] = model
+    if getattr(args, "store_sampling", False):
+        for path, model in zip(paths, models.values(), strict=True):
+            if model.kind == "wavenet":
+                stored = store_sampling(path, model.temperature_scale, model.top_p)
+                print(f"{path}: sampling {stored}")
     if getattr(args, "latency", False):
         import json as json_module
 
@@ -439,35 +480,25 @@ def run(args) -> int:
         return 0
     try:
         data = TuneDataset.load(args.data)
-        wanted = (
-            args.genres or sorted({g for m in models.values() for g in m.genres} & set(data.genres)) or None
+        wanted = args.genres or sorted({g for m in models.values() for g in m.genres} & set(data.in_domain))
+        pairs, genres = call_answer_pairs(
+            data, args.split, wanted or None, args.call_bars, args.bars, args.windows
         )
-        windows = data.windows(
-            args.call_bars + args.bars,
-            args.split,
-            wanted,
-            Meter(4, 4),
-            hop_bars=args.call_bars + args.bars,
-            min_notes=4,
-            regroup=True,
-        )
+        ood_names = [] if args.no_ood else list(args.ood_genres or data.out_of_domain)
+        wrong = [g for g in ood_names if g not in data.out_of_domain]
+        if wrong:
+            raise ValueError(f"not held-out genres of this dataset: {', '.join(wrong)}")
+        ood_pairs: list[tuple[Phrase, Phrase]] = []
+        ood_genres: list[str] = []
+        for name in ood_names:  # an equal share of the windows per held-out collection
+            share = max(1, args.windows // len(ood_names))
+            found = call_answer_pairs(data, None, [name], args.call_bars, args.bars, share)
+            ood_pairs += found[0]
+            ood_genres += found[1]
     except ValueError as error:
         raise UserError(str(error)) from error
-    windows = _spread(windows, args.windows)
-    if not windows:
+    if not pairs:
         raise UserError(f"no {args.call_bars + args.bars}-bar windows in the {args.split} split")
-    pairs, genres = [], []
-    for window in windows:
-        phrase = data.window_phrase(window)
-        split_at = args.call_bars * phrase.meter.beats_per_bar
-        call = Phrase(
-            tuple(n for n in phrase.notes if n.start < split_at), args.call_bars, phrase.meter
-        ).clipped()
-        answer = Phrase(
-            tuple(n.shifted(-split_at) for n in phrase.notes if n.start >= split_at), args.bars, phrase.meter
-        )
-        pairs.append((call, answer))
-        genres.append(data.tunes[window.tune_index].genre)
     result = evaluate(models, pairs, genres, args.bars, args.temperature, args.seed)
     result.update(
         split=args.split,
@@ -477,7 +508,18 @@ def run(args) -> int:
         genres=sorted(set(genres)),
         command=shlex.join(["musebridge", *sys.argv[1:]]),
     )
+    if ood_pairs:
+        # a held-out genre is unknown to a genre-conditioned model: it gets the model's first genre
+        ood = evaluate(models, ood_pairs, ood_genres, args.bars, args.temperature, args.seed)
+        ood.update(windows=len(ood_pairs), genres=sorted(set(ood_genres)),
+                   windows_per_genre={g: ood_genres.count(g) for g in sorted(set(ood_genres))})
+        result["out_of_domain"] = ood
+    print(f"in domain: {args.split} split of {', '.join(result['genres'])}, {len(pairs)} windows")
     print(format_report(result))
+    if "out_of_domain" in result:
+        ood = result["out_of_domain"]
+        print(f"\nout of domain (never trained on): {', '.join(ood['genres'])}, {ood['windows']} windows")
+        print(format_report(ood))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))
@@ -497,6 +539,13 @@ def run(args) -> int:
                     "real_fit",
                 )
             }
-            card = update_card_metrics(path, {**shared, **result["models"][name]})
+            metrics = {**shared, **result["models"][name]}
+            if "out_of_domain" in result:
+                ood = result["out_of_domain"]
+                metrics["out_of_domain"] = {
+                    **{k: ood[k] for k in ("windows", "genres", "windows_per_genre", "real", "real_fit")},
+                    **ood["models"][name],
+                }
+            card = update_card_metrics(path, metrics)
             print(f"updated {card}")
     return 0

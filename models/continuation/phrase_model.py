@@ -3,7 +3,9 @@ plus the checkpoint I/O shared by training and evaluation (export, model cards, 
 
 The adapter answers `request.phrase` (the call) with `request.bars` bars in the call's meter:
 - wavenet: the call's top voice as melody tokens primes the per-layer caches, `bars` bars of tokens are
-  sampled at `request.temperature` (<= 0: argmax), and decoded with the call's velocities;
+  sampled at `request.temperature` times the checkpoint's calibrated temperature (<= 0: argmax), from
+  the checkpoint's nucleus (`sampling: {temperature, top_p}`, chosen on the valid split; absent = 1, 1),
+  and decoded with the call's velocities;
 - crnngan: the call's tone steps prime the generator, which then runs until the answer is filled;
   `request.temperature` scales the generator's noise around its middle (1.0 = as trained).
 Answers are deterministic for a given `request.seed`. On CPU, `generate` runs torch with one intra-op
@@ -117,6 +119,25 @@ def write_card(
     return path
 
 
+def store_sampling(path: str | Path, temperature: float, top_p: float) -> dict:
+    """Write the calibrated sampling settings into a WaveNet checkpoint (weights untouched) and its card;
+    returns them. ValueError for other kinds or values out of range."""
+    import yaml
+
+    path = Path(path)
+    kind, _model, checkpoint = load_checkpoint(path)
+    if kind != "wavenet" or not (temperature > 0 and 0 < top_p <= 1):
+        raise ValueError("sampling settings apply to WaveNet checkpoints: temperature > 0, 0 < top_p <= 1")
+    checkpoint["sampling"] = {"temperature": float(temperature), "top_p": float(top_p)}
+    torch.save(checkpoint, path)
+    card = path.with_suffix(".yaml")
+    if card.exists():
+        document = yaml.safe_load(card.read_text())
+        document["sampling"] = checkpoint["sampling"]
+        card.write_text(yaml.safe_dump(document, sort_keys=False, width=100))
+    return checkpoint["sampling"]
+
+
 def update_card_metrics(checkpoint: str | Path, metrics: dict) -> Path:
     """Replace the `metrics` section of the card beside `checkpoint` (the card must exist)."""
     import yaml
@@ -153,9 +174,15 @@ class ContinuePhraseModel:
         device: str = "cpu",
         name: str = "",
         single_thread: bool = True,
+        sampling: Mapping[str, float] | None = None,
     ) -> None:
         if kind not in ("wavenet", "crnngan"):
             raise ValueError(f"kind must be 'wavenet' or 'crnngan', got {kind!r}")
+        sampling = dict(sampling or {})
+        self.temperature_scale = float(sampling.get("temperature", 1.0))
+        self.top_p = float(sampling.get("top_p", 1.0))
+        if not (self.temperature_scale > 0 and 0 < self.top_p <= 1):
+            raise ValueError(f"sampling needs temperature > 0 and 0 < top_p <= 1, got {sampling}")
         self.kind = kind
         self.name = name or kind
         self.model = model.to(device).eval()
@@ -166,7 +193,8 @@ class ContinuePhraseModel:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", name: str = "") -> ContinuePhraseModel:
         kind, model, checkpoint = load_checkpoint(path, device)
-        return cls(kind, model, checkpoint.get("genres", ()), device, name)
+        sampling = checkpoint.get("sampling") if kind == "wavenet" else None
+        return cls(kind, model, checkpoint.get("genres", ()), device, name, sampling=sampling)
 
     def generate(self, request: ModelRequest) -> Phrase:
         """The answer: `request.bars` bars in the call's meter, starts from the answer's downbeat."""
@@ -199,9 +227,10 @@ class ContinuePhraseModel:
             torch.as_tensor(tokens, device=self.device).unsqueeze(0),
             request.bars * steps_per_bar,
             steps_per_bar,
-            temperature=request.temperature,
+            temperature=request.temperature * self.temperature_scale,
             genre=self._genre_index(request.genre),
             generator=generator,
+            top_p=self.top_p,
         )
         return melody.decode_tokens(
             answer[0].cpu().numpy(), call.meter, velocity_source=call if call.notes else None

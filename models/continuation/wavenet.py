@@ -182,11 +182,19 @@ class MelodyWaveNet(nn.Module):
             raise ValueError(f"genre index must be in 0..{self.config.num_genres - 1}")
 
     @staticmethod
-    def _choose(logits: torch.Tensor, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
-        # logits [B, K] -> tokens [B]; temperature <= 0 means argmax
+    def _choose(
+        logits: torch.Tensor, temperature: float, generator: torch.Generator | None, top_p: float = 1.0
+    ) -> torch.Tensor:
+        """logits [B, K] -> tokens [B]; temperature <= 0 means argmax. top_p < 1 samples from the
+        smallest set of most likely tokens whose probability reaches top_p (nucleus sampling,
+        Holtzman et al. 2020); one draw a row either way, so seeded runs stay comparable."""
         if temperature <= 0:
             return logits.argmax(-1)
         probs = torch.softmax(logits / temperature, dim=-1)
+        if top_p < 1.0:
+            ordered, order = probs.sort(dim=-1, descending=True)
+            outside = ordered.cumsum(-1) - ordered >= top_p  # the most likely token always stays
+            probs = torch.zeros_like(probs).scatter(-1, order, ordered.masked_fill(outside, 0.0))
         return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
     def _with_start(self, call: torch.Tensor) -> torch.Tensor:
@@ -204,6 +212,7 @@ class MelodyWaveNet(nn.Module):
         genre: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         return_logits: bool = False,
+        top_p: float = 1.0,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Continue `call` [B, Tc] by `steps` tokens, recomputing the full stack each step (reference path).
 
@@ -221,7 +230,7 @@ class MelodyWaveNet(nn.Module):
                 torch.arange(first, first + window.shape[1], device=call.device) % steps_per_bar
             ).expand(batch, -1)
             logits = self(window, positions, genre)[:, -1]  # [B, K]
-            token = self._choose(logits, temperature, generator)
+            token = self._choose(logits, temperature, generator, top_p)
             out.append(token)
             all_logits.append(logits)
             history = torch.cat([history, token.unsqueeze(1)], dim=1)
@@ -259,6 +268,7 @@ class MelodyWaveNet(nn.Module):
         genre: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         return_logits: bool = False,
+        top_p: float = 1.0,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Continue `call` [B, Tc] by `steps` tokens with per-layer queues (Fast WaveNet): O(layers) a step.
 
@@ -268,7 +278,7 @@ class MelodyWaveNet(nn.Module):
         out, all_logits = [], []
         for _ in range(steps):
             logits = cache.step_logits()
-            token = self._choose(logits, temperature, generator)
+            token = self._choose(logits, temperature, generator, top_p)
             cache.pending = token
             out.append(token)
             all_logits.append(logits)

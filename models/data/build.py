@@ -45,6 +45,8 @@ class SourceFile:
     path: Path
     source: str
     kind: str  # "score" (music21) or "midi" (musebridge.smf)
+    voice: str = "all"  # "all" parts merged, or the "top" part only (see GenreSpec)
+    out_of_domain: bool = False  # the genre is held out of training and model selection
 
     def cache_key(self) -> str:
         stat = self.path.stat()
@@ -52,6 +54,8 @@ class SourceFile:
         text += f"{self.source}|{PARSER_VERSION}"
         if self.kind == "midi":
             text += f"|reader {READER_VERSION}"  # MIDI files are read again when the reading rules change
+        if self.voice != "all":  # merged-part entries keep their keys (and caches)
+            text += f"|voice={self.voice}"
         return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
@@ -77,7 +81,10 @@ def plan_sources(
             continue
         for collection in spec.corpus:
             files = corpus_files(collection)[:limit]
-            plan += [SourceFile(name, collection, p, source_prefix(p), "score") for p in files]
+            plan += [
+                SourceFile(name, collection, p, source_prefix(p), "score", spec.voice, spec.out_of_domain)
+                for p in files
+            ]
         for folder in spec.midi_dirs:
             plan += _midi_sources(name, folder.name, folder, limit)
     for name, folder in extra:
@@ -102,7 +109,7 @@ def parse_source(source: SourceFile) -> tuple[list[Tune], list[str], str]:
     try:
         if source.kind == "midi":
             return [parse_midi_file(source.path, source.collection, source.source)], [], ""
-        tunes, failures = parse_score_file(source.path, source.collection, source.source)
+        tunes, failures = parse_score_file(source.path, source.collection, source.source, source.voice)
         return tunes, failures, ""
     except Exception as error:  # noqa: BLE001 - a bad file is logged, never fatal
         return [], [], f"{type(error).__name__}: {error}".splitlines()[0][:300]
@@ -196,6 +203,7 @@ def build_dataset(
     report.notes = int(sum(t.notes.size for t in tunes))
     extra = {"parser_version": PARSER_VERSION, "files": len(sources)}
     extra["failed_files"] = len(report.failed_files)
+    extra["out_of_domain"] = sorted({s.genre for s in sources if s.out_of_domain})
     output.parent.mkdir(parents=True, exist_ok=True)
     temporary = output.with_name(f"{output.stem}.tmp.npz")
     np.savez(temporary, **pack_tunes(tunes, extra))

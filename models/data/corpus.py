@@ -92,15 +92,41 @@ def _bars(score) -> list[tuple[float, float, int, int]]:
     return rows
 
 
-def _note_rows(score) -> list[list]:
+def top_part(score):
+    """The part with the highest mean pitch among those with notes (soprano, cantus, first violin, a
+    piano's right hand), or the score itself when it has no parts. Chord symbols do not count."""
+    from music21 import harmony
+
+    best, best_mean = score, None
+    for part in score.parts:
+        pitches = [
+            p.midi
+            for element in part.flatten().notes
+            if not isinstance(element, harmony.Harmony)
+            for p in element.pitches
+        ]
+        if pitches:
+            mean = sum(pitches) / len(pitches)
+            if best_mean is None or mean > best_mean:
+                best, best_mean = part, mean
+    return best
+
+
+def _note_rows(score, voice: str = "all") -> list[list]:
     """[pitch, velocity, start, duration] rows; a tie joins a note only to the same pitch starting at its end.
 
-    (music21's stripTies also joins notes of different pitches that an .abc slur-like tie links.)
+    voice="top" reads only top_part(score) and leaves chord symbols out. (music21's stripTies also
+    joins notes of different pitches that an .abc slur-like tie links.)
     """
-    flat = score.flatten()
+    from music21 import harmony
+
+    holder = top_part(score) if voice == "top" else score
+    flat = holder.flatten()
     rows: list[list] = []
     open_ties: dict[int, int] = {}
     for element in flat.notes:
+        if voice == "top" and isinstance(element, harmony.Harmony):
+            continue
         start = float(element.getOffsetBySite(flat))
         duration = float(element.quarterLength)
         velocity = element.volume.velocity if element.hasVolumeInformation() else None
@@ -123,9 +149,10 @@ def _note_rows(score) -> list[list]:
     return rows
 
 
-def score_to_tune(score, source_id: str, collection: str) -> Tune:
-    """One music21 Score as a Tune (all parts merged, ties joined, chords split into notes)."""
-    rows = [tuple(row) for row in _note_rows(score)]
+def score_to_tune(score, source_id: str, collection: str, voice: str = "all") -> Tune:
+    """One music21 Score as a Tune (all parts merged, or the top part only with voice="top"; ties
+    joined, chords split into notes)."""
+    rows = [tuple(row) for row in _note_rows(score, voice)]
     title = ""
     if score.metadata is not None and score.metadata.title:
         title = str(score.metadata.title)
@@ -140,8 +167,11 @@ def score_to_tune(score, source_id: str, collection: str) -> Tune:
     )
 
 
-def parse_score_file(path: Path, collection: str, source: str | None = None) -> tuple[list[Tune], list[str]]:
+def parse_score_file(
+    path: Path, collection: str, source: str | None = None, voice: str = "all"
+) -> tuple[list[Tune], list[str]]:
     """Every tune of one file, and one failure line per tune inside it that could not be read.
+    voice: "all" parts merged, or the "top" part only (see top_part).
 
     A file that music21 cannot open at all raises (the builder logs it); a bad tune inside an Opus
     is reported and the others are kept.
@@ -165,7 +195,7 @@ def parse_score_file(path: Path, collection: str, source: str | None = None) -> 
         source_id = f"{source}{tag}"
         used.add(source_id)
         try:
-            tunes.append(score_to_tune(score, source_id, collection))
+            tunes.append(score_to_tune(score, source_id, collection, voice))
         except Exception as error:  # noqa: BLE001 - one bad tune must not lose the file
             failures.append(f"{source_id}: {type(error).__name__}: {error}")
     return tunes, failures

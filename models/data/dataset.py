@@ -139,17 +139,40 @@ class TuneDataset:
         """Genre names present, sorted (the index order used by the window helpers)."""
         return tuple(sorted({t.genre for t in self.tunes}))
 
+    @cached_property
+    def out_of_domain(self) -> tuple[str, ...]:
+        """Held-out genres (genres.yaml `out_of_domain: true`) present in this dataset, sorted."""
+        return tuple(g for g in self.genres if g in set(self.info.get("out_of_domain", ())))
+
+    @property
+    def in_domain(self) -> tuple[str, ...]:
+        """The genres that may be trained on (all but the held-out ones), sorted."""
+        return tuple(g for g in self.genres if g not in self.out_of_domain)
+
     def __len__(self) -> int:
         return len(self.tunes)
 
     def indices(self, genres: Iterable[str] | None = None, split: str | None = None) -> list[int]:
-        """Indices of the tunes in the given genres (all if None) and split (all if None)."""
+        """Indices of the tunes in the given genres (all if None) and split (all if None).
+
+        The train and valid splits never hold a held-out genre: genres=None leaves them out there, and
+        naming one raises ValueError (they are measured whole, split=None, or on their test split).
+        """
         if split is not None and split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         wanted = set(genres) if genres is not None else None
         if wanted is not None and wanted - set(self.genres):
             missing = ", ".join(sorted(wanted - set(self.genres)))
             raise ValueError(f"genre(s) {missing} not in this dataset (it has {', '.join(self.genres)})")
+        if split in ("train", "valid"):
+            if wanted is None:
+                wanted = set(self.in_domain)
+            elif wanted & set(self.out_of_domain):
+                held = ", ".join(sorted(wanted & set(self.out_of_domain)))
+                raise ValueError(
+                    f"genre(s) {held} are held out (out of domain): never used for training or model "
+                    "selection; evaluate them with `musebridge eval` instead"
+                )
         return [
             i
             for i, tune in enumerate(self.tunes)

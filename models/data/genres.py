@@ -10,15 +10,25 @@ from pathlib import Path
 import yaml
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_KEYS = {"corpus", "midi_dirs", "voice", "out_of_domain"}
+VOICES = ("all", "top")
 
 
 @dataclass(frozen=True)
 class GenreSpec:
-    """One genre: music21 corpus collections and folders of .mid files (relative to the YAML file)."""
+    """One genre: music21 corpus collections and folders of .mid files (relative to the YAML file).
+
+    voice: "all" keeps every part of a score merged (polyphonic genres); "top" keeps only the top part
+    of each score (the part with the highest mean pitch: soprano, cantus, first violin, right hand),
+    for melodic models. out_of_domain: a held-out genre, never trained on nor used for model selection
+    (its train and valid splits refuse to load; evaluate it whole with split=None).
+    """
 
     name: str
     corpus: tuple[str, ...] = ()
     midi_dirs: tuple[Path, ...] = ()
+    voice: str = "all"
+    out_of_domain: bool = False
 
 
 def default_genres_path() -> Path:
@@ -49,14 +59,20 @@ def load_genres(path: Path | None = None) -> dict[str, GenreSpec]:
     for name, entry in entries.items():
         check_genre_name(str(name))
         entry = entry or {}
-        if not isinstance(entry, dict) or set(entry) - {"corpus", "midi_dirs"}:
-            raise ValueError(f"genre {name!r} in {path}: expected only 'corpus' and 'midi_dirs' lists")
+        if not isinstance(entry, dict) or set(entry) - _KEYS:
+            raise ValueError(f"genre {name!r} in {path}: expected only {', '.join(sorted(_KEYS))}")
         corpus = entry.get("corpus") or []
         dirs = entry.get("midi_dirs") or []
         if not isinstance(corpus, list) or not isinstance(dirs, list) or not (corpus or dirs):
             raise ValueError(f"genre {name!r} ({path}): 'corpus' / 'midi_dirs' must be lists, not both empty")
         folders = tuple((path.parent / Path(str(d)).expanduser()).resolve() for d in dirs)
-        genres[str(name)] = GenreSpec(str(name), tuple(str(c) for c in corpus), folders)
+        voice = str(entry.get("voice", "all"))
+        if voice not in VOICES:
+            raise ValueError(f"genre {name!r} ({path}): voice must be one of {', '.join(VOICES)}")
+        held_out = entry.get("out_of_domain", False)
+        if not isinstance(held_out, bool):
+            raise ValueError(f"genre {name!r} ({path}): out_of_domain must be true or false")
+        genres[str(name)] = GenreSpec(str(name), tuple(str(c) for c in corpus), folders, voice, held_out)
     return genres
 
 

@@ -163,8 +163,14 @@ def train_vae(
     resume: bool = False,
     progress: bool = True,
     on_log: Callable[[dict[str, float]], None] | None = None,
+    init_from: dict[str, Any] | None = None,
 ) -> TrainResult:
-    """Train (or resume) a MusicVAE on token arrays (N, T); writes run.pt, the CSV log and the plot."""
+    """Train (or resume) a MusicVAE on token arrays (N, T); writes run.pt, the CSV log and the plot.
+
+    init_from: a shipped checkpoint dict (checkpoint_dict) to fine-tune: its weights, and its step count
+    as the first step, so the beta, sampling and learning-rate schedules go on where it stopped (a fresh
+    optimizer). Ignored when resuming from an existing run.pt. ValueError if its config differs.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     train_tokens = np.asarray(train_tokens, dtype=np.int64)
@@ -190,6 +196,11 @@ def train_vae(
         optimizer.load_state_dict(saved["optimizer"])
         step = int(saved["step"])
         history = list(saved["history"])
+    elif init_from is not None:
+        if dict(init_from["config"]) != config.to_dict():
+            raise ValueError("the checkpoint to fine-tune has another model config (use its preset)")
+        model.load_state_dict({k: v.float() for k, v in init_from["state_dict"].items()})
+        step = int(init_from.get("training", {}).get("steps") or 0)
 
     valid = None
     if valid_tokens is not None and len(valid_tokens):
