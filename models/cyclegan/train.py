@@ -495,7 +495,7 @@ def _full_mixed_set(
     from musebridge.models.data.dataset import TuneDataset
 
     data = TuneDataset.load(args.dataset)
-    others = [g for g in (getattr(args, "mixed_genres", None) or data.genres) if g not in args.pair]
+    others = [g for g in (getattr(args, "mixed_genres", None) or data.polyphonic) if g not in args.pair]
     if not others:
         raise UserError("--kind full needs a third genre for the mixed set (see --mixed-genres)")
     parts, counts = [train_a, train_b], {args.pair[0]: len(train_a), args.pair[1]: len(train_b)}

@@ -204,6 +204,7 @@ def build_dataset(
     extra = {"parser_version": PARSER_VERSION, "files": len(sources)}
     extra["failed_files"] = len(report.failed_files)
     extra["out_of_domain"] = sorted({s.genre for s in sources if s.out_of_domain})
+    extra["top_voice"] = sorted({s.genre for s in sources if s.voice == "top"})
     output.parent.mkdir(parents=True, exist_ok=True)
     temporary = output.with_name(f"{output.stem}.tmp.npz")
     np.savez(temporary, **pack_tunes(tunes, extra))

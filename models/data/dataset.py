@@ -149,6 +149,13 @@ class TuneDataset:
         """The genres that may be trained on (all but the held-out ones), sorted."""
         return tuple(g for g in self.genres if g not in self.out_of_domain)
 
+    @property
+    def polyphonic(self) -> tuple[str, ...]:
+        """In-domain genres that keep all parts (not genres.yaml `voice: top` copies), sorted: the
+        default mixed set of a CycleGAN "full" model."""
+        top = set(self.info.get("top_voice", ()))
+        return tuple(g for g in self.in_domain if g not in top)
+
     def __len__(self) -> int:
         return len(self.tunes)
 

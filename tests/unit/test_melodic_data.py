@@ -66,7 +66,7 @@ def _dataset(tmp_path, per_genre: int = 30) -> tuple:
     tunes = [_tune(i, genre, 60 + 3 * k) for k, genre in enumerate(("folk", "celtic", "ood_x"))
              for i in range(per_genre)]
     path = tmp_path / "dataset.npz"
-    np.savez(path, **pack_tunes(tunes, {"out_of_domain": ["ood_x"]}))
+    np.savez(path, **pack_tunes(tunes, {"out_of_domain": ["ood_x"], "top_voice": ["celtic"]}))
     return path, tunes
 
 
@@ -74,6 +74,7 @@ def test_held_out_genres_never_reach_train_or_valid(tmp_path) -> None:
     path, tunes = _dataset(tmp_path)
     data = TuneDataset.load(path)
     assert data.out_of_domain == ("ood_x",) and data.in_domain == ("celtic", "folk")
+    assert data.polyphonic == ("folk",)  # a CycleGAN "full" mixed set takes neither copies nor held-out
     for split in ("train", "valid"):
         assert all(data.tunes[i].genre != "ood_x" for i in data.indices(None, split))
         with pytest.raises(ValueError, match="held out"):
@@ -177,3 +178,15 @@ def test_continue_eval_reports_out_of_domain_and_stores_sampling(tmp_path, capsy
     assert "out of domain (never trained on): ood_x" in capsys.readouterr().out
     assert main([*args, "--ood-genres", "folk"]) == 2
     assert main([*args, "--top-p", "0"]) == 2
+
+
+def test_copy_rates_count_exact_repeats_bars_back() -> None:
+    from musebridge.models.continuation.diagnostics import copy_rates
+
+    bar = np.array([40, 0, 0, 0, 42, 0, 1, 0, 44, 0, 0, 0, 45, 0, 0, 0])
+    repeated = np.tile(bar, 4)[None]  # 4 equal bars: call = 2 bars, answer = 2 bars
+    rates = copy_rates(repeated, answer_from=32, lags=(16, 32, 8))
+    assert rates[16] == 1.0 and rates[32] == 1.0 and rates[8] == 0.0
+    varied = repeated.copy()
+    varied[0, 48] = 50  # one answer note-on of 8 changed: it and nothing else stops repeating
+    assert copy_rates(varied, 32, (16,))[16] == pytest.approx(7 / 8)
