@@ -23,7 +23,7 @@ Schema (every key optional; defaults shown):
       steps: 4                   #   steps per `per`; 0 = off
       per: beat                  #   beat | bar
     lookahead_ms: 20.0           # with the grid off: how early a phrase is taken and dispatched
-    echo_input: false            # default for tracks (below)
+    echo_input: true             # default for tracks (below): what you play is heard in model modes too
     output: same                 # same (where the input came from) | midi | osc | both
     genres: [celtic, folk, chorale, renaissance]   # accepted /musebridge/genre values ("" = none)
     models:                      # model name per mode (the engine's registry resolves names);
@@ -96,7 +96,7 @@ class TrackSettings:
     genre: str = ""
     temperature: float = 1.0
     position: float = 0.5
-    echo_input: bool = False
+    echo_input: bool = True  # the player hears what they play in model modes too (a musician expects it)
     out_channel: int | None = None  # 0..15 internally (YAML says 1..16); None = the input's channel
 
 
@@ -372,7 +372,7 @@ def parse_preset(data: Any, source: str, default_name: str = "preset", quote_val
         r.integer(options["transpose"]["semitones"], "model_options.transpose.semitones", -127, 127)
     kw["model_options"] = _frozen(options)
     kw["continuation"] = _continuation(r, top.get("continue"))
-    echo = r.boolean(top["echo_input"], "echo_input") if "echo_input" in top else False
+    echo = r.boolean(top["echo_input"], "echo_input") if "echo_input" in top else True
     defaults = _track(r, top.get("defaults"), "defaults", TrackSettings(echo_input=echo), genres)
     kw["defaults"] = defaults
     tracks: dict[int, TrackSettings] = {}

@@ -84,10 +84,19 @@ class PrepareModel:
 
 
 @dataclass(frozen=True, slots=True)
+class LogWarning:
+    """Something a user should read in the daemon's log (the clock was lost, say)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class TempoChanged:
     """The beat<->time map changed (tempo, position, start or stop): the output scheduler follows it."""
 
     tempo_map: TempoMap
 
 
-Action = SendMidi | ScheduleNotes | ClearOutput | SendOsc | SubmitJob | TempoChanged | PrepareModel
+Action = (
+    SendMidi | ScheduleNotes | ClearOutput | SendOsc | SubmitJob | TempoChanged | PrepareModel | LogWarning
+)

@@ -18,6 +18,8 @@ from musebridge.core.music import Meter
 from musebridge.core.tempo import TempoMap
 
 TICKS_PER_BEAT = 24
+LOST_TICKS = 8  # MIDI clock missing for this many tick intervals while playing is lost ...
+LOST_MIN_S = 0.25  # ... and for at least this long (a jittery or stalled sender is not lost)
 MIN_BPM = 20.0
 MAX_BPM = 400.0
 CLOCK_MODES = ("auto", "internal", "midi", "osc")
@@ -70,7 +72,9 @@ class MidiClockFollower:
         self._next_tick_beat = 0.0  # the beat the next tick sounds while playing
         self._pending_position: float | None = None
         self._map = TempoMap(anchor_time=0.0, anchor_beat=0.0, bpm=self._bpm, playing=False)
+        self._began_at: float | None = None  # when start/continue came (no tick yet)
         self.seen = False  # any clock message at all
+        self.lost = False  # ticks stopped while playing, without a Stop (set by check_lost)
 
     @property
     def tempo_map(self) -> TempoMap:
@@ -87,9 +91,31 @@ class MidiClockFollower:
     def _stopped_map(self, beat: float, time: float) -> TempoMap:
         return TempoMap(anchor_time=time, anchor_beat=beat, bpm=self._bpm, playing=False)
 
+    def lost_deadline(self) -> float | None:
+        """The time after which the clock counts as lost if no tick came (None: not playing).
+
+        Lost = no tick for LOST_TICKS tick intervals at the current tempo, and at least LOST_MIN_S
+        (DAW closed or cable pulled without a Stop)."""
+        if not self._playing:
+            return None
+        last = self._last_tick_time if self._last_tick_time is not None else self._began_at
+        if last is None:
+            return None
+        return last + max(LOST_MIN_S, LOST_TICKS * 60.0 / (self._bpm * TICKS_PER_BEAT))
+
+    def check_lost(self, time: float) -> bool:
+        """True once, when the clock is found lost at `time`: it then stops where the ticks left it."""
+        deadline = self.lost_deadline()
+        if deadline is None or time <= deadline:
+            return False
+        self.stop(time)
+        self.lost = True
+        return True
+
     def tick(self, time: float) -> TempoMap:
         """One 0xF8 clock tick at `time`."""
         self.seen = True
+        self.lost = False
         if self._last_tick_time is not None:
             interval = time - self._last_tick_time
             if interval > 0:
@@ -120,6 +146,8 @@ class MidiClockFollower:
         return self._begin(position, time)
 
     def _begin(self, position: float, time: float) -> TempoMap:
+        self.lost = False
+        self._began_at = time
         self._playing = True
         self._waiting_first_tick = True
         self._next_tick_beat = position
@@ -210,6 +238,12 @@ class ClockSelector:
         if leader == "osc":
             return self.osc.tempo_map
         return self.internal.tempo_map
+
+    def external_lost(self, source: str) -> None:
+        """`source` stopped speaking: in auto mode the OSC transport leads if it was seen (and is not
+        the one lost), else the internal clock; the lost source leads again when it speaks."""
+        if self.mode == "auto" and self._external == source:
+            self._external = "osc" if source != "osc" and self.osc.seen else None
 
     def external_seen(self, source: str) -> None:
         """Record that `source` (midi | osc) spoke; in auto mode the first one seen becomes the leader."""

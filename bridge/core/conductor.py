@@ -37,6 +37,7 @@ from musebridge.core.actions import (
     Action,
     ClearOutput,
     Job,
+    LogWarning,
     OscArg,
     ScheduleNotes,
     SendMidi,
@@ -45,7 +46,7 @@ from musebridge.core.actions import (
     TempoChanged,
 )
 from musebridge.core.bars import BarGrid
-from musebridge.core.clock import ClockSelector
+from musebridge.core.clock import LOST_TICKS, ClockSelector
 from musebridge.core.conductor_continue import ContinueControl
 from musebridge.core.conductor_osc import OSC_HANDLERS, OscControl, Sender, clip_datagrams
 from musebridge.core.model_protocol import ModelRequest
@@ -271,6 +272,7 @@ class Conductor(OscControl, ContinueControl):
         self.latency_ms = max(0.0, latency_s * 1000.0)
         job = pending.job
         ts = self._get_track(job.track)
+        ts.latency_ms = self.latency_ms
         ts.jobs.discard(job_id)
         if pending.reply_to is None and pending.generation != ts.generation:
             self.stale += 1
@@ -290,7 +292,8 @@ class Conductor(OscControl, ContinueControl):
 
     def tick(self, time: float) -> list[Action]:
         """Advance the clock to `time`: cross dispatch points, submit jobs, report state changes."""
-        out = self._sync(time)
+        out = self._check_clock(time)
+        out += self._sync(time)
         if self._map.playing and self._bar is not None:
             beat = self._map.beat_at(time)
             for _ in range(MAX_BARS_PER_TICK):
@@ -306,8 +309,11 @@ class Conductor(OscControl, ContinueControl):
     def next_tick_time(self, time: float) -> float:
         """The latest time at which tick() must be called next."""
         latest = time + MAX_IDLE_S
+        lost_at = self._clock.midi.lost_deadline()
+        if lost_at is not None and self._clock.mode in ("auto", "midi"):
+            latest = min(latest, lost_at + 1e-3)
         if not self._map.playing or self._bar is None:
-            return latest
+            return max(time, latest)
         when = self._map.time_at(self._grid.bar_end(self._bar) - self._lead(self._bar))
         beat = self._map.beat_at(time)
         for ts in self._tracks.values():
@@ -347,7 +353,7 @@ class Conductor(OscControl, ContinueControl):
         mode = ts.mode if ts is not None else self._preset.defaults.mode
         return Status(
             mode=mode,
-            clock=self._clock.leader,
+            clock=self._clock_text(),
             tempo=self._map.bpm,
             playing=self._map.playing,
             beat=self._map.beat_at(time),
@@ -360,6 +366,11 @@ class Conductor(OscControl, ContinueControl):
             stale=self.stale,
             tracks=len(self._tracks),
         )
+
+    def track_status(self, track: int) -> tuple[OscArg, ...]:
+        """Arguments of /musebridge/status/track for a known `track` (KeyError when unknown)."""
+        ts = self._tracks[track]
+        return (track, ts.mode, ts.settings.genre, ts.state or "idle", float(ts.latency_ms), ts.late)
 
     # -- tracks ------------------------------------------------------------------------------------
 
@@ -451,8 +462,26 @@ class Conductor(OscControl, ContinueControl):
 
     # -- clock ------------------------------------------------------------------------------------
 
+    def _check_clock(self, time: float) -> list[Action]:
+        """MIDI clock gone without a Stop: report it lost; playing stops (every note off, by _sync)
+        and `auto` falls back to the next source."""
+        if self._clock.mode not in ("auto", "midi") or not self._clock.midi.check_lost(time):
+            return []
+        self._clock.external_lost("midi")
+        text = f"MIDI clock lost (no tick for {LOST_TICKS} ticks): transport stopped"
+        if self._clock.leader != "midi":
+            text += f", the {self._clock.leader} clock leads until MIDI clock comes back"
+        return [LogWarning(text), *self._to_clients("/musebridge/clock", ("midi", "lost"))]
+
+    def _clock_text(self) -> str:
+        """The status's clock: the leader, and a lost MIDI clock."""
+        if self._clock.midi.lost and self._clock.mode in ("auto", "midi"):
+            return "midi (lost)" if self._clock.leader == "midi" else f"{self._clock.leader} (midi lost)"
+        return self._clock.leader
+
     def _midi_clock(self, msg: mb.Realtime | mb.SongPosition, time: float) -> list[Action]:
         follower = self._clock.midi
+        was_lost = follower.lost
         if isinstance(msg, mb.SongPosition):
             follower.song_position(msg.beats, time)
         elif msg.kind == "clock":
@@ -469,7 +498,10 @@ class Conductor(OscControl, ContinueControl):
             return []
         if self._clock.mode in ("auto", "midi"):
             self._clock.external_seen("midi")
-        return self._sync(time)
+        back: list[Action] = []
+        if was_lost and not follower.lost:
+            back = self._to_clients("/musebridge/clock", ("midi", "following"))
+        return back + self._sync(time)
 
     def _sync(self, time: float) -> list[Action]:
         """Adopt the leading clock's map; handle start, stop and relocation; announce changes."""
@@ -601,6 +633,7 @@ class Conductor(OscControl, ContinueControl):
                 bar += 1
             land = grid.bar_start(bar)
             self.late += 1
+            ts.late += 1
         answer = phrase.clipped()
         notes = tuple(n.shifted(land) for n in answer.notes)
         land_bar = grid.bar_at(land)

@@ -69,9 +69,21 @@ class OscControl:
         return [SendOsc("/musebridge/pong", (), self._reply_target(sender))]
 
     def _osc_status(self, args: tuple, sender: Sender, time: float) -> list[Action]:
+        """The daemon's status and the MIDI ports' state, then one /musebridge/status/track per
+        track asked (none: all)."""
         target = self._reply_target(sender)
-        return [SendOsc("/musebridge/status", self.status(time).osc_args(), target),
-                SendOsc("/musebridge/midi", self.midi_state, target)]
+        changes = self._states(time)  # the states reported are the current ones
+        tracks = [int(t) for t in args] or sorted(self._tracks)
+        unknown = [t for t in tracks if t not in self._tracks]
+        out: list[Action] = [SendOsc("/musebridge/status", self.status(time).osc_args(), target),
+                             SendOsc("/musebridge/midi", self.midi_state, target)]
+        out += [SendOsc("/musebridge/status/track", self.track_status(t), target)
+                for t in dict.fromkeys(tracks) if t in self._tracks]
+        if unknown:
+            self.errors += 1
+            reason = f"no track {', '.join(map(str, unknown))} (known: {len(self._tracks)} tracks)"
+            out.append(SendOsc("/musebridge/error", (reason, "/musebridge/status"), target))
+        return changes + out
 
     def midi_ports(self, state: str, detail: str) -> list[Action]:
         """The MIDI ports changed state ('ok' or 'lost', from the daemon's port watch): every client
@@ -236,6 +248,13 @@ class OscControl:
             ts.answer_bars = bars
         return []
 
+    def _osc_echo(self, args: tuple, sender: Sender, time: float) -> list[Action]:
+        on = int(args[1])
+        if on not in (0, 1):
+            raise ValueError(f"echo must be 0 or 1, got {on}")
+        self._set(int(args[0]), echo_input=bool(on))
+        return []
+
     def _osc_position(self, args: tuple, sender: Sender, time: float) -> list[Action]:
         value = float(args[1])
         if not 0.0 <= value <= 1.0:
@@ -279,6 +298,10 @@ class OscControl:
 
     def _osc_tempo(self, args: tuple, sender: Sender, time: float) -> list[Action]:
         bpm = float(args[0])
+        leader = self._clock.leader
+        if leader != "internal":
+            raise ValueError(f"the {leader} clock is in charge of the tempo; /musebridge/tempo sets the "
+                             "internal clock only")
         if not 20.0 <= bpm <= 400.0:
             raise ValueError(f"tempo must be 20..400 BPM, got {bpm:g}")
         self._clock.internal.set_tempo(bpm, time)
@@ -347,6 +370,7 @@ OSC_HANDLERS: dict[str, Callable[[Any, tuple, Sender, float], list[Action]]] = {
     "/musebridge/bars": OscControl._osc_bars,
     "/musebridge/capture": OscControl._osc_capture,
     "/musebridge/position": OscControl._osc_position,
+    "/musebridge/echo": OscControl._osc_echo,
     "/musebridge/end_call": OscControl._osc_end_call,
     "/musebridge/loop": OscControl._osc_loop,
     "/musebridge/mutate": OscControl._osc_mutate,

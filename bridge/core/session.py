@@ -77,6 +77,8 @@ class TrackState:
     mutate_held: bool = False  # continue: the mutate CC is down (a press triggers once)
     jobs: set[int] = field(default_factory=set)
     generation: int = 0  # bumped when in-flight results become stale (mode change, stop, panic)
+    latency_ms: float = -1.0  # the track's last job, submit to result (-1: none yet)
+    late: int = 0  # answers of this track that landed on a later bar than asked
     state: str = ""  # last state reported
 
     @property

@@ -30,6 +30,7 @@ from musebridge import __version__, registry
 from musebridge.core.actions import (
     Action,
     ClearOutput,
+    LogWarning,
     PrepareModel,
     ScheduleNotes,
     SendMidi,
@@ -455,6 +456,8 @@ class Server:
             self.engine.submit(action.job, deadline_time=deadline)
         elif isinstance(action, PrepareModel):
             self._prepare_in_background(action.model)
+        elif isinstance(action, LogWarning):
+            log.warning("%s", action.text)
         else:
             raise TypeError(f"unknown action {action!r}")
 

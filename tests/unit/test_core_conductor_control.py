@@ -111,8 +111,9 @@ def test_a_thru_note_gets_its_off_after_a_mode_change() -> None:
     h = Harness(preset("thru"))
     h.midi(0.1, 0x90, 60, 100)
     h.osc(0.2, "/musebridge/mode", 1, "transfer")
+    h.osc(0.2, "/musebridge/echo", 1, 0)
     h.midi(0.3, 0x80, 60, 0)  # forwarded: its note-on went out thru
-    h.midi(0.4, 0x90, 62, 100)  # transfer mode: not echoed
+    h.midi(0.4, 0x90, 62, 100)  # transfer mode with echo off: not echoed
     h.midi(0.5, 0x80, 62, 0)
     assert [a.data for a in h.of(SendMidi)] == [(0x90, 60, 100), (0x80, 60, 0)]
     assert h.of(ClearOutput) == [ClearOutput(1)]

@@ -5,19 +5,24 @@ from __future__ import annotations
 
 from conductor_harness import TICK_120, Harness, continue_preset, note, preset
 
-from musebridge.core.actions import ScheduleNotes, SubmitJob
+from musebridge.core.actions import ScheduleNotes, SendMidi, SubmitJob
 from musebridge.core.conductor import MAX_TRACKS
 from musebridge.core.music import Note
+from musebridge.presets import parse_preset
 
 
 def jobs(h: Harness) -> list[SubmitJob]:
     return h.of(SubmitJob)
 
 
-def play_midi_clock(h: Harness, start_s: float, beats: float, first: int = 0) -> None:
-    """MIDI clock ticks at 120 BPM from `start_s` (tick `first` onwards) for `beats` beats."""
-    for i in range(first, int(beats * 24)):
-        h.midi(start_s + i * TICK_120, 0xF8)
+def play_midi_clock(
+    h: Harness, start_s: float, beats: float, first: int = 0, events: tuple = ()
+) -> None:
+    """MIDI clock ticks at 120 BPM from `start_s` (tick `first` onwards) for `beats` beats, with
+    `events` ((time, *bytes), ...) in time order among them."""
+    ticks = [(start_s + i * TICK_120, 0xF8) for i in range(first, int(beats * 24))]
+    for time, *data in sorted([*ticks, *events], key=lambda e: e[0]):
+        h.midi(time, *data)
 
 
 # -- the phrase a musician played is the phrase the model gets ------------------------------------
@@ -39,8 +44,7 @@ def test_a_note_just_before_the_first_clock_tick_after_start_belongs_to_the_star
     h.midi(1.0, 0xFA)
     h.midi(1.009, 0x90, 64, 100)  # 1 ms before the first tick (one JACK cycle)
     h.midi(1.010, 0xF8)
-    h.midi(1.2, 0x80, 64, 0)
-    play_midi_clock(h, 1.010, 4.2, first=1)
+    play_midi_clock(h, 1.010, 4.2, first=1, events=((1.2, 0x80, 64, 0),))
     (job,) = jobs(h)
     assert job.job.request.phrase.notes == (Note(64, 100, 0.0, 0.5),)
     assert job.job.land_beat == 4.0
@@ -66,9 +70,8 @@ def test_capture_armed_while_stopped_takes_the_first_phrase_after_play() -> None
     h.osc(300.0, "/musebridge/capture", 1, "a")
     h.midi(301.0, 0xFA)
     h.midi(301.0, 0xF8)
-    h.midi(301.1, 0x90, 62, 100)  # beat 0.2 of the song -> 0.25 on the grid
-    h.midi(301.35, 0x80, 62, 0)
-    play_midi_clock(h, 301.0, 4.2, first=1)
+    # beat 0.2 of the song -> 0.25 on the grid
+    play_midi_clock(h, 301.0, 4.2, first=1, events=((301.1, 0x90, 62, 100), (301.35, 0x80, 62, 0)))
     ts = h.c.track_state(1)
     assert ts.clip_a is not None and ts.clip_a.notes == (Note(62, 100, 0.25, 0.5),)
     assert ts.capture_slot is None
@@ -188,3 +191,103 @@ def test_a_device_note_held_to_the_bar_line_is_in_the_answer() -> None:
     assert job.job.request.phrase.notes == (Note(60, 100, 0.0, 1.0), Note(67, 120, 14.0, 2.0))
     answer = [a.args for a in h.osc_sent("/musebridge/out/note")]
     assert (5, 79, 120, 30.0, 2.0) in answer  # transposed an octave up, on the next phrase
+
+
+# -- the clock never lies --------------------------------------------------------------------------
+
+
+def test_midi_clock_lost_without_a_stop_stops_playing_and_auto_falls_back() -> None:
+    h = Harness(preset("transfer", bars=1))  # auto
+    h.osc(0.0, "/musebridge/hello", 50001)
+    h.midi(1.0, 0xFA)
+    h.midi(1.0, 0xF8)
+    # ticks until beat 2 (t = 2.0), then nothing; a note is held when the cable is pulled
+    play_midi_clock(h, 1.0, 2.0, first=1, events=((1.2, 0x90, 60, 100),))
+    assert h.c.status(2.0).clock == "midi" and h.c.tempo_map.playing
+    h.advance(2.2)
+    assert not h.osc_sent("/musebridge/clock")  # 200 ms: not lost yet (a stalled sender is not lost)
+    h.advance(2.4)  # 250 ms (8 ticks at 120 BPM is 167 ms) after the last tick
+    assert [a.args for a in h.osc_sent("/musebridge/clock")] == [("midi", "lost")]
+    assert h.osc_sent("/musebridge/out/panic"), "playing stops with every note off"
+    status = h.c.status(2.5)
+    assert status.clock == "internal (midi lost)" and status.playing  # auto: the next source leads
+    warnings = [a.text for _, a in h.actions if type(a).__name__ == "LogWarning"]
+    assert warnings and "MIDI clock lost" in warnings[0]
+    # /musebridge/tempo works again now that the internal clock leads; MIDI clock coming back leads.
+    h.osc(2.5, "/musebridge/tempo", 90.0)
+    assert h.c.status(2.5).tempo == 90.0
+    h.midi(3.0, 0xFA)
+    h.midi(3.0, 0xF8)
+    assert [a.args for a in h.osc_sent("/musebridge/clock")][-1] == ("midi", "following")
+    assert h.c.status(3.0).clock == "midi"
+
+
+def test_midi_clock_lost_with_clock_midi_stops_and_says_so() -> None:
+    h = Harness(preset("transfer", bars=1), clock="midi")
+    h.osc(0.0, "/musebridge/hello", 50001)
+    h.midi(1.0, 0xFA)
+    play_midi_clock(h, 1.0, 1.0)
+    h.advance(3.0)
+    assert [a.args for a in h.osc_sent("/musebridge/clock")] == [("midi", "lost")]
+    status = h.c.status(3.0)
+    assert status.clock == "midi (lost)" and not status.playing
+
+
+def test_tempo_under_an_external_clock_is_answered_with_an_error_naming_it() -> None:
+    h = Harness(preset("thru"))
+    h.osc(0.0, "/musebridge/hello", 50001)
+    h.midi(0.5, 0xF8)  # MIDI clock seen: it leads
+    h.osc(0.6, "/musebridge/tempo", 150.0)
+    (error,) = h.osc_sent("/musebridge/error")
+    assert error.args == ("the midi clock is in charge of the tempo; /musebridge/tempo sets the internal "
+                          "clock only", "/musebridge/tempo")
+
+
+# -- status per track ------------------------------------------------------------------------------
+
+
+def test_status_per_track_and_for_the_whole_picture() -> None:
+    h = Harness(preset("transfer", bars=1))
+    h.osc(0.0, "/musebridge/hello", 50001)
+    h.osc(0.0, "/musebridge/mode", 3, "continue")
+    h.osc(0.0, "/musebridge/genre", 3, "folk")
+    note(h, 0.5, 0.75, 60)  # track 1 plays: a job, answered with latency 2 ms (the harness's)
+    h.advance(2.1)
+    h.osc(2.1, "/musebridge/status", 3)
+    h.osc(2.1, "/musebridge/status")
+    h.osc(2.1, "/musebridge/status", 1, 99)
+    per_track = [a.args for a in h.osc_sent("/musebridge/status/track")]
+    assert per_track == [
+        (3, "continue", "folk", "listening", -1.0, 0),  # asked for track 3
+        (1, "transfer", "", "answering", 2.0, 0),  # the whole picture: every track
+        (3, "continue", "folk", "listening", -1.0, 0),
+        (1, "transfer", "", "answering", 2.0, 0),  # track 1 asked with an unknown one
+    ]
+    assert len(h.osc_sent("/musebridge/status")) == 3
+    assert h.osc_sent("/musebridge/error")[-1].args == ("no track 99 (known: 2 tracks)", "/musebridge/status")
+
+
+def test_late_answers_are_counted_per_track() -> None:
+    h = Harness(preset("transfer", bars=1), run_jobs=False)
+    note(h, 0.5, 0.75, 60, ch=0)
+    note(h, 0.5, 0.75, 62, ch=1)
+    h.advance(1.95)
+    first, second = h.held
+    h.finish(first, 1.96)  # in time
+    h.finish(second, 2.2)  # after its land beat (4.0): moved to bar 2, late
+    assert h.c.track_status(1)[5] == 0 and h.c.track_status(2)[5] == 1 and h.c.late == 1
+
+
+# -- monitoring ------------------------------------------------------------------------------------
+
+
+def test_a_player_hears_what_they_play_in_model_modes_by_default_and_echo_switches_it() -> None:
+    h = Harness(preset("transfer", bars=1))
+    note(h, 0.1, 0.2, 60)  # echoed: the player hears the notes while the model answers later
+    h.osc(0.3, "/musebridge/echo", 1, 0)
+    note(h, 0.4, 0.5, 62)  # echo off: only the answers are heard
+    h.osc(0.6, "/musebridge/echo", 1, 2)
+    assert [a.data for a in h.of(SendMidi)] == [(0x90, 60, 100), (0x80, 60, 0)]
+    assert h.osc_sent("/musebridge/error")[-1].args == ("echo must be 0 or 1, got 2", "/musebridge/echo")
+    off = parse_preset({"name": "quiet", "echo_input": False}, "quiet.yaml")
+    assert off.defaults.echo_input is False and preset("transfer").defaults.echo_input is True

@@ -89,14 +89,14 @@ class FakeTrack:
 
 class FakePreset:
     def track(self, track: int) -> TrackSettings:
-        return TrackSettings(mode="thru") if track <= 2 else TrackSettings(mode="transfer")
+        return TrackSettings(mode="thru") if track <= 2 else TrackSettings(mode="transfer", echo_input=False)
 
 
 class FakeConductor:
     preset = FakePreset()
 
     def __init__(self) -> None:
-        self.tracks = {1: FakeTrack(TrackSettings(mode="transfer")),
+        self.tracks = {1: FakeTrack(TrackSettings(mode="transfer", echo_input=False)),
                        4: FakeTrack(TrackSettings(mode="transfer", echo_input=True, out_channel=9))}
 
     def track_state(self, track: int) -> FakeTrack:

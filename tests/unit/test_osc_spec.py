@@ -48,7 +48,12 @@ def test_every_address_accepts_a_well_formed_message(direction, message):
 @pytest.mark.parametrize(("direction", "message"), ALL_MESSAGES, ids=lambda x: getattr(x, "address", x))
 def test_every_address_refuses_one_arg_too_many_and_too_few(direction, message):
     args = _valid_args(message)
-    too_many = SPEC.validate(message.address, args + [1], direction)
+    if len(message.repeat) == 1:  # one more arg is one more whole group: past max_repeat it is too many
+        assert message.max_repeat is not None, "a one-argument repeat group needs a max_repeat"
+        extra = _valid_args(message, groups=message.max_repeat + 1)[len(args):]
+    else:
+        extra = [1]
+    too_many = SPEC.validate(message.address, args + extra, direction)
     assert not too_many.ok and message.address in too_many.reason
     if args:
         too_few = SPEC.validate(message.address, args[:-1], direction)
