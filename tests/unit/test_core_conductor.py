@@ -199,8 +199,10 @@ def test_transport_stop_clears_output_and_late_results_are_stale() -> None:
             assert len(h.held) == 1
             h.finish(h.held.pop(), t)
     assert h.of(ScheduleNotes)[0].notes == (Note(72, 100, 4.0, 0.5),)
-    note(h, t, t + 0.1, 65)  # beat ~8: a job for bar 2 will be in flight at the stop
-    h.advance(t + 1.97)  # no ticks: the follower extrapolates the map past the dispatch point
+    # beat ~8: a job for bar 2 will be in flight at the stop
+    ticks = [(t + i * TICK_120, (0xF8,)) for i in range(1, 96)]  # on to beat ~11.92, past the dispatch
+    for when, data in sorted([*ticks, (t, (0x90, 65, 100)), (t + 0.1, (0x80, 65, 0))], key=lambda e: e[0]):
+        h.midi(when, *data)
     assert len(h.held) == 1
     h.midi(t + 1.98, 0xFC)
     assert ClearOutput(None) in h.of(ClearOutput)
