@@ -176,6 +176,13 @@ class Preset:
         """Model name for a mode ('thru' for thru)."""
         return self.models.get(mode, "thru")
 
+    def with_echo(self, echo: bool) -> Preset:
+        """The same preset with echo_input set on every track (defaults and overrides)."""
+        tracks = {k: dataclasses.replace(v, echo_input=echo) for k, v in self.tracks.items()}
+        return dataclasses.replace(
+            self, defaults=dataclasses.replace(self.defaults, echo_input=echo), tracks=_frozen(tracks)
+        )
+
     def with_mode(self, mode: str) -> Preset:
         """The same preset with every track (defaults and overrides) in `mode`."""
         if mode not in MODES:

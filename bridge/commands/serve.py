@@ -67,6 +67,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="tempo of the internal clock, 20..400 (default: the preset's)")
     parser.add_argument("--mode", choices=[m for m in MODES if m != "sample"], default=None,
                         help="mode of every track (default: the preset's)")
+    parser.add_argument("--echo", choices=("on", "off"), default=None,
+                        help="on: what is played into a track in a model mode is also played out, so a "
+                        "player routed through the MIDI ports hears themself; off: answers only "
+                        "(default: the preset's echo_input, normally on; /musebridge/echo per track)")
     parser.add_argument("--device", choices=DEVICES, default="auto",
                         help="torch device of neural models; auto = cuda, then mps, then cpu (default: auto)")
     parser.add_argument("--isolation", choices=ISOLATIONS, default="auto",
@@ -99,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         clock=args.clock,
         tempo=args.tempo,
         mode=args.mode,
+        echo=args.echo,
         device=args.device,
         isolation=args.isolation,
         switch_interval_s=args.switch_interval_ms / 1000.0,

@@ -5,6 +5,7 @@ Models never see clocks, ports or threads; the engine calls `generate` off the r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -40,7 +41,11 @@ class ModelRequest:
 
 @runtime_checkable
 class PhraseModel(Protocol):
-    """A model the engine can run. `modes` lists the request modes it serves."""
+    """A model the engine can run. `modes` lists the request modes it serves.
+
+    A model may also have `generate_batch(requests: list[ModelRequest]) -> list[Phrase]`, the
+    answers in order, computed together (one forward pass); the engine uses it for jobs that wait
+    together (generate_many). It must give what `generate` gives each request alone."""
 
     name: str
     modes: frozenset[str]
@@ -48,3 +53,13 @@ class PhraseModel(Protocol):
     def generate(self, request: ModelRequest) -> Phrase:
         """Return the answer phrase: `request.bars` bars long, starts relative to its downbeat."""
         ...
+
+
+def generate_many(model: PhraseModel, requests: Sequence[ModelRequest]) -> list[Phrase]:
+    """The answers to `requests`, in order: through the model's optional batch entry point
+    `generate_batch(requests) -> list[Phrase]` (one forward pass for many tracks' jobs due at the
+    same bar line), else one `generate` each. Raises what the model raises."""
+    batch = getattr(model, "generate_batch", None)
+    if callable(batch):
+        return list(batch(list(requests)))
+    return [model.generate(request) for request in requests]

@@ -15,7 +15,7 @@ MidiCallback = Callable[[tuple[int, ...], float], None]
 
 # -- presets, models and the conductor ----------------------------------------------------------
 def load_configured_preset(config: Any) -> Any:
-    """The preset of --preset (default: 'default'), with --mode and --tempo applied."""
+    """The preset of --preset (default: 'default'), with --mode, --tempo and --echo applied."""
     from musebridge.presets import load_preset
 
     preset = load_preset(config.preset or "default")
@@ -23,6 +23,8 @@ def load_configured_preset(config: Any) -> Any:
         preset = preset.with_mode(config.mode)
     if config.tempo is not None:
         preset = dataclasses.replace(preset, tempo=float(config.tempo))
+    if getattr(config, "echo", None) is not None:
+        preset = preset.with_echo(config.echo == "on")
     return preset
 
 

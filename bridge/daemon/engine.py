@@ -10,9 +10,17 @@ another model's jobs. A lane runs its jobs through a runner:
   IDLE_CHECK_S), reported through `on_fault` and restarted, its models loaded again, before a job
   needs it.
 
-A busy model never blocks input: `submit` only appends; when `max_pending` jobs wait in a lane, the
-oldest pending job of the same track (else the lane's oldest) is superseded, reported and counted. A
-model that raises yields an error result; the worker goes on. Every result carries its latency.
+A busy model never blocks input: `submit` only appends. No track's job is ever dropped for another
+track's: `max_pending` bounds the jobs each track has waiting in a lane, and only when a track has
+that many waiting is its own oldest superseded (reported and counted). The conductor bounds the
+number of tracks (MAX_TRACKS), so a lane holds at most MAX_TRACKS * max_pending jobs.
+
+Batching: a lane's worker takes every job waiting (up to MAX_BATCH) and runs them as one batch,
+through the runner's `run_batch` (one round trip to the model's child process, and one forward pass
+when the model has `generate_batch`, see bridge/core/model_protocol.py). Jobs due at the same bar line
+are submitted together (`submit_many`), so they meet in one batch. When a batch fails, its jobs run
+again one by one, so that one bad request gets its own error. A model that raises yields an error
+result; the worker goes on. Every result carries its latency and its batch's size.
 """
 
 from __future__ import annotations
@@ -29,12 +37,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from musebridge.core.actions import Job
-from musebridge.core.model_protocol import ModelRequest, PhraseModel
+from musebridge.core.model_protocol import ModelRequest, PhraseModel, generate_many
 from musebridge.core.music import Phrase
 
 log = logging.getLogger(__name__)
 
-SUPERSEDED = "superseded by a newer job"
+SUPERSEDED = "superseded by a newer job of the same track"
+MAX_BATCH = 64  # most jobs one model runs in one batch
 IDLE_CHECK_S = 0.5  # how often an idle lane asks its runner whether it is still well (check())
 
 
@@ -49,6 +58,7 @@ class JobResult:
     finished_at: float
     compute_s: float
     late: bool = False
+    batch: int = 1  # jobs run together with this one (compute_s is the whole batch's)
 
     @property
     def latency_s(self) -> float:
@@ -72,6 +82,8 @@ class Runner(Protocol):
 
     def run(self, model: str, request: ModelRequest) -> Phrase: ...
 
+    def run_batch(self, model: str, requests: Sequence[ModelRequest]) -> list[Phrase]: ...
+
     def close(self) -> None: ...
 
 
@@ -83,6 +95,9 @@ class ThreadRunner:
 
     def run(self, model: str, request: ModelRequest) -> Phrase:
         return self._resolve(model).generate(request)
+
+    def run_batch(self, model: str, requests: Sequence[ModelRequest]) -> list[Phrase]:
+        return generate_many(self._resolve(model), requests)
 
     def load(self, model: str) -> None:
         """Build `model` now (errors propagate)."""
@@ -123,7 +138,10 @@ def _child_main(connection: Any, make_model: ModelMaker, device: str) -> None:
             model = models.get(key)
             if model is None:
                 model = models[key] = make_model(model_name, device, options)
-            connection.send(("ok", None if request is None else model.generate(request)))
+            if isinstance(request, list):  # a batch: one answer with every phrase
+                connection.send(("ok", generate_many(model, request)))
+            else:
+                connection.send(("ok", None if request is None else model.generate(request)))
         except Exception as error:  # reported to the parent; the child goes on
             connection.send(("error", f"{type(error).__name__}: {error}"))
 
@@ -171,12 +189,17 @@ class ProcessRunner:
         with self._lock:
             return self._run_locked(model, request)
 
+    def run_batch(self, model: str, requests: Sequence[ModelRequest]) -> list[Phrase]:
+        """Every request in one round trip to the child (one forward pass if the model batches)."""
+        with self._lock:
+            return self._run_locked(model, list(requests))  # type: ignore[return-value]
+
     def load(self, model: str) -> None:
         """Start the child and build `model` in it now; raises (RuntimeError) if it cannot load."""
         with self._lock:
             self._run_locked(model, None)
 
-    def _run_locked(self, model: str, request: ModelRequest | None) -> Phrase:
+    def _run_locked(self, model: str, request: ModelRequest | list[ModelRequest] | None) -> Phrase:
         self.start()
         try:
             self._connection.send((model, dict(self._options_for(model)), request))
@@ -262,7 +285,7 @@ class Engine:
     on_fault(model, reason): a runner fault found while idle (a model process that died and was
         restarted), from the worker threads; idle_check_s: how often an idle lane checks its runner.
     clock: seconds (time.perf_counter by default; a fake in tests).
-    max_pending: jobs allowed to wait per model (not counting the one running).
+    max_pending: jobs each track may have waiting per model (not counting those running).
     """
 
     def __init__(
@@ -302,24 +325,29 @@ class Engine:
 
     def submit(self, job: Job, *, deadline_time: float | None = None) -> None:
         """Queue a job (never blocks). deadline_time: clock time the result is due (late if after)."""
+        self.submit_many([(job, deadline_time)])
+
+    def submit_many(self, jobs: Sequence[tuple[Job, float | None]]) -> None:
+        """Queue (job, deadline_time) pairs at once (never blocks): jobs due at the same bar line
+        wait together, so each model runs them as one batch."""
         now = self._clock()
-        dropped: _Pending | None = None
+        dropped: list[tuple[_Pending, Job]] = []
         with self._wake:
             if self._stopping:
                 return
-            self._submitted += 1
-            lane = self._lane(job.model)
-            if len(lane.pending) >= self._max_pending:
+            for job, deadline_time in jobs:
+                self._submitted += 1
+                lane = self._lane(job.model)
                 same_track = [p for p in lane.pending if p.job.track == job.track]
-                dropped = same_track[0] if same_track else lane.pending[0]
-                lane.pending.remove(dropped)
-                self._superseded += 1
-            lane.pending.append(_Pending(job, now, deadline_time))
+                if len(same_track) >= self._max_pending:  # only the track's own oldest job goes
+                    lane.pending.remove(same_track[0])
+                    self._superseded += 1
+                    dropped.append((same_track[0], job))
+                lane.pending.append(_Pending(job, now, deadline_time))
             self._wake.notify_all()
-        if dropped is not None:
-            log.info("job %d (track %d) superseded by job %d", dropped.job.job_id, dropped.job.track,
-                     job.job_id)
-            self._post(JobResult(dropped.job, None, SUPERSEDED, dropped.submitted_at, now, 0.0))
+        for old, job in dropped:
+            log.info("job %d (track %d) superseded by job %d", old.job.job_id, old.job.track, job.job_id)
+            self._post(JobResult(old.job, None, SUPERSEDED, old.submitted_at, now, 0.0))
 
     def prepare(self, models: Sequence[str]) -> None:
         """Make the lanes of `models` now and load each model in its runner (in its child process,
@@ -396,16 +424,42 @@ class Engine:
                     self._wake.wait(self._idle_check_s)
                 if self._stopping:
                     return
-                item = lane.pending.popleft() if lane.pending else None
-                lane.busy = item is not None
-            if item is None:
+                items = [lane.pending.popleft() for _ in range(min(MAX_BATCH, len(lane.pending)))]
+                lane.busy = bool(items)
+            if not items:
                 self._check_idle(lane)
                 continue
             try:
-                self._run_one(lane.runner, item)
+                if len(items) == 1:
+                    self._run_one(lane.runner, items[0])
+                else:
+                    self._run_batch(lane.runner, items)
             finally:
                 with self._wake:
                     lane.busy = False
+
+    def _run_batch(self, runner: Runner, items: list[_Pending]) -> None:
+        """Run `items` (one model) as one batch; when it fails, one by one (each gets its own error)."""
+        model = items[0].job.model
+        started = self._clock()
+        try:
+            phrases = runner.run_batch(model, [item.job.request for item in items])
+            if len(phrases) != len(items) or not all(isinstance(p, Phrase) for p in phrases):
+                raise TypeError(f"model {model!r} answered a batch of {len(items)} with {len(phrases)} items")
+        except Exception as exc:
+            log.info("a batch of %d jobs on model %r failed (%s): running them one by one", len(items),
+                     model, exc)
+            for item in items:
+                self._run_one(runner, item)
+            return
+        finished = self._clock()
+        for item, phrase in zip(items, phrases, strict=True):
+            late = item.deadline_time is not None and finished > item.deadline_time
+            with self._wake:
+                self._completed += 1
+                self._late += late
+            self._post(JobResult(item.job, phrase, None, item.submitted_at, finished,
+                                 finished - started, late, batch=len(items)))
 
     def _check_idle(self, lane: _Lane) -> None:
         """Ask an idle lane's runner whether it is well (ProcessRunner.check); report what it found."""

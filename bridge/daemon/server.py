@@ -66,6 +66,7 @@ class ServerConfig:
     clock: str = "auto"
     tempo: float | None = None
     mode: str | None = None
+    echo: str | None = None  # on|off: echo_input of every track (None: the preset's)
     device: str = "auto"
     isolation: str = "auto"
     max_pending_jobs: int = 4
@@ -435,11 +436,26 @@ class Server:
 
     # -- actions -> edges -----------------------------------------------------------------------
     def _perform(self, actions: Sequence[Action]) -> None:
+        jobs = [action for action in actions or () if isinstance(action, SubmitJob)]
         for action in actions or ():
+            if isinstance(action, SubmitJob):
+                continue
             try:
                 self._perform_one(action)
             except Exception as error:
                 self._count_error(f"performing {type(action).__name__}", error)
+        if jobs:  # together: the jobs of one bar line meet in one batch per model
+            try:
+                self._submit_jobs(jobs)
+            except Exception as error:
+                self._count_error("performing SubmitJob", error)
+
+    def _submit_jobs(self, actions: Sequence[SubmitJob]) -> None:
+        assert self.scheduler is not None and self.engine is not None
+        tempo = self.scheduler.tempo_map
+        self.engine.submit_many([
+            (a.job, tempo.time_at(a.job.deadline_beat) if tempo.playing else None) for a in actions
+        ])
 
     def _perform_one(self, action: Action) -> None:
         scheduler = self.scheduler
@@ -451,9 +467,7 @@ class Server:
         elif isinstance(action, SendOsc):
             self._send_osc(action)
         elif isinstance(action, SubmitJob):
-            tempo = scheduler.tempo_map
-            deadline = tempo.time_at(action.job.deadline_beat) if tempo.playing else None
-            self.engine.submit(action.job, deadline_time=deadline)
+            self._submit_jobs([action])
         elif isinstance(action, PrepareModel):
             self._prepare_in_background(action.model)
         elif isinstance(action, LogWarning):

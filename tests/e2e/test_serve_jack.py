@@ -30,7 +30,8 @@ def start_daemon(jack_server) -> Iterator:
     started: list[DaemonProcess] = []
 
     def start(*args: str) -> DaemonProcess:
-        command = ["--midi-backend", "jack", "--log-level", "warning", *args]
+        # answers only: the echo of the played notes (on by default) is tested in memory
+        command = ["--midi-backend", "jack", "--log-level", "warning", "--echo", "off", *args]
         daemon = DaemonProcess(command, env=jack_server.env)
         started.append(daemon.start())
         return daemon

@@ -39,7 +39,9 @@ def start_daemon(jack_server) -> Iterator[Callable[..., DaemonProcess]]:
     started: list[DaemonProcess] = []
 
     def start(*args: str) -> DaemonProcess:
-        command = ["--midi-backend", "jack", "--log-level", "warning", "--clock", "midi", *args]
+        # answers only: the echo of the played notes (on by default) is tested in memory
+        command = ["--midi-backend", "jack", "--log-level", "warning", "--clock", "midi", "--echo", "off",
+                   *args]
         daemon = DaemonProcess(command, env=jack_server.env)
         started.append(daemon)
         return daemon.start(timeout=START_TIMEOUT_S)

@@ -49,6 +49,7 @@ models: {transfer: transpose}
 model_options:
   transpose: {semitones: 12}
 defaults: {mode: thru, phrase_bars: 4}
+echo_input: false
 """
 
 

@@ -16,8 +16,9 @@ from musebridge.daemon.engine import SUPERSEDED, Engine, JobResult, ProcessRunne
 PHRASE = Phrase((Note(60, 100, 0.0, 1.0), Note(64, 90, 1.0, 1.0)), bars=1)
 
 
-def make_job(job_id: int, track: int = 0, model: str = "up") -> Job:
-    return Job(job_id, track, model, ModelRequest("transfer", PHRASE, 1), deadline_beat=4.0, land_beat=4.0)
+def make_job(job_id: int, track: int = 0, model: str = "up", pitch: int = 60) -> Job:
+    phrase = PHRASE if pitch == 60 else Phrase((Note(pitch, 100, 0.0, 1.0),), bars=1)
+    return Job(job_id, track, model, ModelRequest("transfer", phrase, 1), deadline_beat=4.0, land_beat=4.0)
 
 
 class UpModel:
@@ -35,6 +36,24 @@ class UpModel:
         if self.gate is not None:
             assert self.gate.wait(5.0)
         return request.phrase.transposed(12)
+
+
+class BatchUpModel(UpModel):
+    """UpModel with a batch entry point that records each batch's size; refuses one pitch."""
+
+    def __init__(self, gate: threading.Event | None = None, refuse_pitch: int = -1) -> None:
+        super().__init__(gate)
+        self.batches: list[int] = []
+        self.refuse_pitch = refuse_pitch
+
+    def generate(self, request: ModelRequest) -> Phrase:
+        if any(n.pitch == self.refuse_pitch for n in request.phrase.notes):
+            raise ValueError(f"pitch {self.refuse_pitch} refused")
+        return super().generate(request)
+
+    def generate_batch(self, requests: list[ModelRequest]) -> list[Phrase]:
+        self.batches.append(len(requests))
+        return [self.generate(request) for request in requests]
 
 
 class CrashModel:
@@ -92,32 +111,7 @@ def test_deadline_in_clock_time_marks_late_results() -> None:
     assert engine.stats().late == 1
 
 
-def test_busy_model_never_blocks_submit_and_oldest_same_track_job_is_superseded() -> None:
-    results: queue.Queue[JobResult] = queue.Queue()
-    gate = threading.Event()
-    model = UpModel(gate)
-    engine = Engine(ThreadRunner({"up": model}.__getitem__), results.put, max_pending=2)
-    engine.start()
-    try:
-        engine.submit(make_job(1, track=0))
-        assert model.started.wait(5.0)  # job 1 is running, held on the gate
-        engine.submit(make_job(2, track=0))
-        engine.submit(make_job(3, track=1))
-        engine.submit(make_job(4, track=1))  # full: the oldest pending of track 1 (job 3) goes
-        engine.submit(make_job(5, track=0))  # full: job 2 goes
-        superseded = collect(results, 2)
-        assert [(r.job.job_id, r.error) for r in superseded] == [(3, SUPERSEDED), (2, SUPERSEDED)]
-        gate.set()
-        done = collect(results, 3)
-    finally:
-        engine.stop()
-    assert [r.job.job_id for r in done] == [1, 4, 5]
-    assert all(r.error is None for r in done)
-    stats = engine.stats()
-    assert (stats.submitted, stats.superseded, stats.completed) == (5, 2, 3)
-
-
-def test_full_queue_without_a_same_track_job_drops_the_oldest() -> None:
+def test_busy_model_never_blocks_submit_and_only_a_tracks_own_oldest_job_is_superseded() -> None:
     results: queue.Queue[JobResult] = queue.Queue()
     gate = threading.Event()
     model = UpModel(gate)
@@ -125,16 +119,59 @@ def test_full_queue_without_a_same_track_job_drops_the_oldest() -> None:
     engine.start()
     try:
         engine.submit(make_job(1, track=0))
-        assert model.started.wait(5.0)
+        assert model.started.wait(5.0)  # job 1 is running, held on the gate
         engine.submit(make_job(2, track=0))
-        engine.submit(make_job(3, track=5))
-        (dropped,) = collect(results, 1)
+        engine.submit(make_job(3, track=1))
+        engine.submit(make_job(4, track=1))  # track 1 has one waiting: its own job 3 goes
+        engine.submit(make_job(5, track=0))  # track 0 likewise: job 2 goes
+        superseded = collect(results, 2)
+        assert [(r.job.job_id, r.error) for r in superseded] == [(3, SUPERSEDED), (2, SUPERSEDED)]
         gate.set()
-        done = collect(results, 2)
+        done = collect(results, 3)
     finally:
         engine.stop()
-    assert dropped.job.job_id == 2 and dropped.error == SUPERSEDED
-    assert [r.job.job_id for r in done] == [1, 3]
+    assert sorted(r.job.job_id for r in done) == [1, 4, 5]
+    assert all(r.error is None for r in done)
+    stats = engine.stats()
+    assert (stats.submitted, stats.superseded, stats.completed) == (5, 2, 3)
+
+
+def test_many_tracks_never_drop_each_others_jobs_and_wait_together_in_one_batch() -> None:
+    """Issue 11: 16 tracks' jobs due at one bar line, a busy model: none superseded, one batch."""
+    results: queue.Queue[JobResult] = queue.Queue()
+    gate = threading.Event()
+    model = BatchUpModel(gate)
+    engine = Engine(ThreadRunner({"up": model}.__getitem__), results.put, max_pending=1)
+    engine.start()
+    try:
+        engine.submit(make_job(100, track=99))
+        assert model.started.wait(5.0)  # the model is busy with another job
+        engine.submit_many([(make_job(i, track=i), None) for i in range(16)])
+        gate.set()
+        done = collect(results, 17)
+    finally:
+        engine.stop()
+    assert all(r.error is None for r in done) and engine.stats().superseded == 0
+    assert model.batches == [16]  # the 16 waiting jobs ran as one forward pass
+    assert {r.batch for r in done if r.job.track != 99} == {16}
+
+
+def test_a_failing_batch_runs_its_jobs_one_by_one() -> None:
+    results: queue.Queue[JobResult] = queue.Queue()
+    gate = threading.Event()
+    model = BatchUpModel(gate, refuse_pitch=61)
+    engine = Engine(ThreadRunner({"up": model}.__getitem__), results.put)
+    engine.start()
+    try:
+        engine.submit(make_job(100, track=99))
+        assert model.started.wait(5.0)
+        engine.submit_many([(make_job(1, track=1), None), (make_job(2, track=2, pitch=61), None)])
+        gate.set()
+        done = sorted(collect(results, 3), key=lambda r: r.job.job_id)
+    finally:
+        engine.stop()
+    assert [r.error is None for r in done] == [True, False, True]
+    assert "61" in done[1].error
 
 
 def test_crashing_model_is_an_error_result_and_the_worker_survives() -> None:
