@@ -85,6 +85,41 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+# -- the shared trainer's options (models/training), for every `train <model>` --------------------------
+def add_trainer_arguments(parser: argparse.ArgumentParser) -> None:
+    """--grad-accumulation, --precision, --early-stop, --patience (see docs/training.md)."""
+    group = parser.add_argument_group("trainer (also under torchrun: docs/training.md)")
+    group.add_argument("--grad-accumulation", type=int, default=1, metavar="K",
+                       help="split each step's global batch into K micro-batches (same result, less memory)")
+    group.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                       help="auto (default): bf16 autocast on CUDA, fp32 elsewhere")
+    group.add_argument("--early-stop", default="", metavar="METRIC",
+                       help="stop when this validation metric stops improving, e.g. valid_loss "
+                       "(lower is better) or valid_accuracy:max; needs --patience")
+    group.add_argument("--patience", type=int, default=0, metavar="N",
+                       help="validations without improvement before an early stop (0: never)")
+
+
+def trainer_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of add_trainer_arguments as option-dataclass fields; UserError when inconsistent."""
+    if args.grad_accumulation < 1 or args.patience < 0:
+        raise UserError("--grad-accumulation must be >= 1 and --patience >= 0")
+    if args.patience and not args.early_stop.startswith("valid_"):
+        raise UserError("--patience needs --early-stop valid_<metric> (e.g. valid_loss)")
+    return {"accumulation": args.grad_accumulation, "precision": args.precision,
+            "early_stop": args.early_stop, "patience": args.patience}
+
+
+def start_training_job(device: str):
+    """This process's Job (torchrun's rank, or one process); UserError for a device this host lacks."""
+    from musebridge.models.training import start_job
+
+    try:
+        return start_job(device)
+    except ValueError as error:
+        raise UserError(str(error)) from error
+
+
 # -- train vae --------------------------------------------------------------------------------------
 def register_vae(models: argparse._SubParsersAction) -> None:
     from musebridge.models.musicvae.options import TrainOptions
@@ -127,6 +162,7 @@ def register_vae(models: argparse._SubParsersAction) -> None:
     parser.add_argument("--attribute-windows", type=int, default=8192,
                         help="training windows used for the attribute vectors")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_trainer_arguments(parser)
     parser.set_defaults(handler=run_train_vae)
 
 
@@ -174,6 +210,7 @@ def run_train_vae(args: argparse.Namespace) -> int:
     from musebridge.models.musicvae.eval import compute_attribute_vectors
     from musebridge.models.musicvae.model import PRESETS, MusicVAEConfig
     from musebridge.models.musicvae.train import TrainOptions, export_model, train_vae, write_card
+    from musebridge.models.training import end_job
 
     if args.preset not in PRESETS:
         raise UserError(f"unknown preset {args.preset!r} (choose from {', '.join(PRESETS)})")
@@ -190,7 +227,7 @@ def run_train_vae(args: argparse.Namespace) -> int:
     options = TrainOptions(
         steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
         checkpoint_every=args.checkpoint_every, valid_every=args.valid_every, log_every=args.log_every,
-        threads=args.threads, device=args.device,
+        threads=args.threads, device=args.device, **trainer_fields(args),
     )
     data, train = load_vae_windows(args.dataset, genres, config.bars, "train")
     _, valid = load_vae_windows(args.dataset, genres, config.bars, "valid")
@@ -200,13 +237,19 @@ def run_train_vae(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise UserError(str(error)) from error
     init_from = _fine_tune_source(args.init_from, config) if args.init_from else None
-    print(f"train vae: {len(train)} train / {len(valid)} valid windows of {config.bars} bars "
-          f"({', '.join(genres)}; drawn shares {shares}); run folder {out_dir}", file=sys.stderr)
+    job = start_training_job(args.device)
+    if job.is_main:
+        print(f"train vae: {len(train)} train / {len(valid)} valid windows of {config.bars} bars "
+              f"({', '.join(genres)}; drawn shares {shares}); run folder {out_dir}", file=sys.stderr)
     try:
         result = train_vae(config, options, train.tokens[rows], valid.tokens, out_dir, resume=args.resume,
-                           progress=not args.quiet, init_from=init_from)
+                           progress=not args.quiet, init_from=init_from, job=job)
     except ValueError as error:
         raise UserError(str(error)) from error
+    finally:
+        end_job(job)
+    if not job.is_main:  # rank 0 alone writes the checkpoint and its card
+        return 0
     rng = np.random.default_rng(options.seed)
     pick = rng.choice(len(train), size=min(args.attribute_windows, len(train)), replace=False)
     result.model.attribute_vectors = compute_attribute_vectors(result.model, train.tokens[np.sort(pick)])
@@ -218,6 +261,7 @@ def run_train_vae(args: argparse.Namespace) -> int:
         # a resumed run equals an uninterrupted one (per-step seeding), so the card gives the plain command
         "command": command_line(drop=("--resume",)),
         "resumed": bool(args.resume),
+        "processes": job.world_size,  # torchrun ranks; the global batch is --batch-size on any count
         "final": {k: round(float(v), 5) for k, v in last.items()},
         "windows": {"train": len(train), "valid": len(valid)},
         "balance": {"power": args.balance, "shares": shares},

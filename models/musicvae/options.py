@@ -24,3 +24,8 @@ class TrainOptions:
     max_transpose: int = 5
     threads: int = 2
     device: str = "auto"
+    # the shared trainer's (models/training): see docs/training.md
+    accumulation: int = 1
+    precision: str = "auto"
+    early_stop: str = ""
+    patience: int = 0

@@ -1,18 +1,16 @@
-"""MusicVAE training loop: Adam with Magenta's decaying learning rate, gradient clipping, transposition
-augmentation, periodic validation, resumable run checkpoints, a CSV log and a PNG of the curves.
+"""MusicVAE on the shared trainer (models/training): Adam with Magenta's decaying learning rate, gradient
+clipping, transposition augmentation, periodic validation, resumable run.pt, CSV/JSON logs and curves.
 
-Determinism: the model is initialised under `seed`, and every step draws its batch, its transpositions
-and its noise from generators seeded by (seed, step), so a run resumed from its checkpoint takes the
-same path as an uninterrupted one.
+Determinism: the model is initialised under `seed`, and every step draws its global batch, its
+transpositions and its noise from generators seeded by (seed, step), so a resumed run takes the same
+path as an uninterrupted one, and the global batch is the same on any number of processes.
 """
 
 from __future__ import annotations
 
-import csv
 import math
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +19,25 @@ import torch
 
 from musebridge.models.musicvae.model import MusicVAE, MusicVAEConfig, checkpoint_dict
 from musebridge.models.musicvae.options import TrainOptions
+from musebridge.models.training import (
+    LOG_FILE,
+    PLOT_FILE,
+    RUN_CHECKPOINT,
+    Family,
+    Job,
+    Method,
+    StepContext,
+    TrainerOptions,
+    fit,
+)
 
-RUN_CHECKPOINT = "run.pt"
-LOG_FILE = "train_log.csv"
-PLOT_FILE = "train_curves.png"
+__all__ = ["LOG_FILE", "PLOT_FILE", "RUN_CHECKPOINT", "TrainOptions", "TrainResult", "train_vae"]
 LOG_FIELDS = (
     "step", "seconds", "learning_rate", "loss", "reconstruction", "kl_bits", "beta",
     "sampling_probability", "accuracy", "valid_loss", "valid_reconstruction", "valid_kl_bits",
     "valid_accuracy",
 )
+LOGGED = ("loss", "reconstruction", "kl_bits", "beta", "sampling_probability", "accuracy")
 
 
 @dataclass
@@ -38,13 +46,7 @@ class TrainResult:
     step: int
     history: list[dict[str, float]] = field(default_factory=list)
     out_dir: Path | None = None
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> cuda when present, else cpu; other names are used as given."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    job: Job | None = None
 
 
 def learning_rate_at(options: TrainOptions, step: int) -> float:
@@ -68,15 +70,6 @@ def transpose_batch(tokens: np.ndarray, rng: np.random.Generator, max_semitones:
     return np.where(notes, tokens + shifts[:, None], tokens)
 
 
-def _step_generators(
-    seed: int, step: int, device: torch.device
-) -> tuple[np.random.Generator, torch.Generator]:
-    rng = np.random.default_rng([seed, step])
-    generator = torch.Generator(device=device)
-    generator.manual_seed(seed * 1_000_003 + step)
-    return rng, generator
-
-
 @torch.no_grad()
 def validate(model: MusicVAE, tokens: torch.Tensor, step: int, batch_size: int = 256) -> dict[str, float]:
     """Loss parts and teacher-forced accuracy on `tokens` (N, T), z drawn with a fixed seed."""
@@ -94,31 +87,6 @@ def validate(model: MusicVAE, tokens: torch.Tensor, step: int, batch_size: int =
         count += batch.shape[0]
     model.train(was_training)
     return {f"valid_{k}": v / max(count, 1) for k, v in totals.items()}
-
-
-def _save_run(path: Path, model: MusicVAE, optimizer: torch.optim.Optimizer, step: int,
-              options: TrainOptions, history: list[dict[str, float]]) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(
-        {
-            "config": model.config.to_dict(),
-            "options": asdict(options),
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "step": step,
-            "history": history,
-        },
-        tmp,
-    )
-    tmp.replace(path)
-
-
-def _write_log(path: Path, history: list[dict[str, float]]) -> None:
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=LOG_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        for row in history:
-            writer.writerow({k: row.get(k, "") for k in LOG_FIELDS})
 
 
 def plot_curves(history: list[dict[str, float]], path: Path) -> None:
@@ -153,6 +121,90 @@ def plot_curves(history: list[dict[str, float]], path: Path) -> None:
     plt.close(fig)
 
 
+class VAEFamily(Family):
+    """MusicVAE's step on the trainer: one model, one Adam, Magenta's learning-rate decay."""
+
+    name = "vae"
+    title = "MusicVAE"
+    log_fields = LOG_FIELDS
+
+    def __init__(self, config: MusicVAEConfig, options: TrainOptions, train_tokens: np.ndarray,
+                 valid_tokens: np.ndarray | None, init_from: dict[str, Any] | None = None):
+        super().__init__()
+        self.init_from = init_from
+        self.config = config
+        self.options = options
+        self.train_tokens = train_tokens
+        self.valid_tokens = valid_tokens
+
+    def build(self, ctx: StepContext) -> None:
+        self.model = MusicVAE(self.config).to(ctx.device)
+        self.modules = {"model": self.model}
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.options.learning_rate)
+        self.optimizers = {"optimizer": self.optimizer}
+        if self.init_from is not None:  # fine-tuning (a resumed run.pt overrides both)
+            if dict(self.init_from["config"]) != self.config.to_dict():
+                raise ValueError("the checkpoint to fine-tune has another model config (use its preset)")
+            self.model.load_state_dict({k: v.float() for k, v in self.init_from["state_dict"].items()})
+            self.start_step = int(self.init_from.get("training", {}).get("steps") or 0)
+        self.valid = None
+        if self.valid_tokens is not None and len(self.valid_tokens):
+            # a seeded spread-out subset: consecutive windows overlap and come from a few tunes only
+            valid_np = np.asarray(self.valid_tokens, dtype=np.int64)
+            pick = np.random.default_rng(self.options.seed).choice(
+                len(valid_np), size=min(self.options.valid_size, len(valid_np)), replace=False
+            )
+            self.valid = torch.as_tensor(valid_np[np.sort(pick)], device=ctx.device)
+
+    def config_dict(self) -> dict[str, Any]:
+        return self.config.to_dict()
+
+    def wrap(self, job: Job) -> None:
+        self.loss = job.wrap(Method(self.model, "loss"))
+
+    def train_step(self, ctx: StepContext, step: int) -> dict[str, float]:
+        options = self.options
+        rng, generator = ctx.step_rngs(step, ctx.device)
+        indices = rng.integers(0, self.train_tokens.shape[0], size=options.batch_size)
+        batch = transpose_batch(self.train_tokens[indices], rng, options.max_transpose)
+        learning_rate = learning_rate_at(options, step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate
+        self.optimizer.zero_grad(set_to_none=True)
+        parts = ctx.accumulate(
+            self.loss, ctx.micro_batches(batch),
+            lambda loss, tokens: loss(torch.as_tensor(tokens, device=ctx.device), step, generator),
+        )
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), options.clip_norm)
+        self.optimizer.step()
+        if not math.isfinite(parts["loss"]):
+            raise FloatingPointError(f"loss is not finite at step {step + 1}")
+        return {k: parts[k] for k in LOGGED}
+
+    def log_extras(self, step: int) -> dict[str, float]:
+        return {"learning_rate": learning_rate_at(self.options, step - 1)}  # the last step's rate
+
+    def validate(self, ctx: StepContext, step: int) -> dict[str, float]:
+        return validate(self.model, self.valid, step) if self.valid is not None else {}
+
+    def postfix(self, parts: dict[str, float]) -> dict[str, str]:
+        return {"loss": f"{parts['loss']:.2f}", "acc": f"{parts['accuracy']:.3f}"}
+
+    def plot(self, history, path: Path) -> None:
+        plot_curves(list(history), path)
+
+
+def trainer_options(options: TrainOptions, progress: bool, description: str) -> TrainerOptions:
+    """The loop settings of a family's options (the fields every family's options share)."""
+    return TrainerOptions(
+        steps=options.steps, global_batch=options.batch_size, seed=options.seed, log_every=options.log_every,
+        valid_every=options.valid_every, checkpoint_every=options.checkpoint_every,
+        accumulation=options.accumulation, precision=options.precision, early_stop=options.early_stop,
+        patience=options.patience, device=options.device, threads=options.threads, progress=progress,
+        description=description,
+    )
+
+
 def train_vae(
     config: MusicVAEConfig,
     options: TrainOptions,
@@ -164,101 +216,26 @@ def train_vae(
     progress: bool = True,
     on_log: Callable[[dict[str, float]], None] | None = None,
     init_from: dict[str, Any] | None = None,
+    job: Job | None = None,
 ) -> TrainResult:
-    """Train (or resume) a MusicVAE on token arrays (N, T); writes run.pt, the CSV log and the plot.
+    """Train (or resume) a MusicVAE on token arrays (N, T); writes run.pt, the logs and the plot (rank 0).
 
+    `options.batch_size` is the global batch (split over the ranks of a torchrun job).
     init_from: a shipped checkpoint dict (checkpoint_dict) to fine-tune: its weights, and its step count
     as the first step, so the beta, sampling and learning-rate schedules go on where it stopped (a fresh
     optimizer). Ignored when resuming from an existing run.pt. ValueError if its config differs.
+    Raises ValueError for tokens of the wrong shape or a run.pt of another config.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     train_tokens = np.asarray(train_tokens, dtype=np.int64)
     if train_tokens.ndim != 2 or train_tokens.shape[1] != config.steps:
         raise ValueError(f"training tokens must have shape (N, {config.steps}), got {train_tokens.shape}")
     if train_tokens.shape[0] == 0:
         raise ValueError("no training sequences")
-    if options.threads > 0:
-        torch.set_num_threads(options.threads)
-    device = resolve_device(options.device)
-
-    torch.manual_seed(options.seed)
-    model = MusicVAE(config).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=options.learning_rate)
-    step = 0
-    history: list[dict[str, float]] = []
-    run_path = out / RUN_CHECKPOINT
-    if resume and run_path.exists():
-        saved = torch.load(run_path, map_location=device, weights_only=True)
-        if saved["config"] != config.to_dict():
-            raise ValueError(f"{run_path} was trained with another model config; use a fresh --out-dir")
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        step = int(saved["step"])
-        history = list(saved["history"])
-    elif init_from is not None:
-        if dict(init_from["config"]) != config.to_dict():
-            raise ValueError("the checkpoint to fine-tune has another model config (use its preset)")
-        model.load_state_dict({k: v.float() for k, v in init_from["state_dict"].items()})
-        step = int(init_from.get("training", {}).get("steps") or 0)
-
-    valid = None
-    if valid_tokens is not None and len(valid_tokens):
-        # a seeded spread-out subset: consecutive windows overlap and come from a few tunes only
-        valid_np = np.asarray(valid_tokens, dtype=np.int64)
-        pick = np.random.default_rng(options.seed).choice(
-            len(valid_np), size=min(options.valid_size, len(valid_np)), replace=False
-        )
-        valid = torch.as_tensor(valid_np[np.sort(pick)], device=device)
-
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=options.steps, initial=step, desc="train vae", unit="step", dynamic_ncols=True)
-    model.train()
-    started = time.perf_counter()
-    running: dict[str, float] = {}
-    running_count = 0
-    while step < options.steps:
-        rng, generator = _step_generators(options.seed, step, device)
-        indices = rng.integers(0, train_tokens.shape[0], size=options.batch_size)
-        batch_np = transpose_batch(train_tokens[indices], rng, options.max_transpose)
-        batch = torch.as_tensor(batch_np, device=device)
-        learning_rate = learning_rate_at(options, step)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate
-        parts = model.loss(batch, step, generator)
-        optimizer.zero_grad(set_to_none=True)
-        parts["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), options.clip_norm)
-        optimizer.step()
-        step += 1
-        for key in ("loss", "reconstruction", "kl_bits", "beta", "sampling_probability", "accuracy"):
-            running[key] = running.get(key, 0.0) + float(parts[key].detach())
-        running_count += 1
-        if not math.isfinite(float(parts["loss"].detach())):
-            raise FloatingPointError(f"loss is not finite at step {step}")
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{float(parts['loss']):.2f}", acc=f"{float(parts['accuracy']):.3f}")
-        if step % options.log_every == 0 or step == options.steps:
-            row = {k: v / running_count for k, v in running.items()}
-            row.update(step=step, seconds=time.perf_counter() - started, learning_rate=learning_rate)
-            if valid is not None and (step % options.valid_every == 0 or step == options.steps):
-                row.update(validate(model, valid, step))
-            history.append(row)
-            running, running_count = {}, 0
-            _write_log(out / LOG_FILE, history)
-            if on_log is not None:
-                on_log(row)
-        if step % options.checkpoint_every == 0 or step == options.steps:
-            _save_run(run_path, model, optimizer, step, options, history)
-            plot_curves(history, out / PLOT_FILE)
-    if bar is not None:
-        bar.close()
-    model.eval()
-    return TrainResult(model=model, step=step, history=history, out_dir=out)
+    family = VAEFamily(config, options, train_tokens, valid_tokens, init_from)
+    result = fit(family, trainer_options(options, progress, "train vae"), out_dir, resume=resume, job=job,
+                 on_log=on_log)
+    return TrainResult(model=family.model, step=result.step, history=result.history, out_dir=Path(out_dir),
+                       job=result.job)
 
 
 def export_model(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pretty_midi
 import pytest
 import torch
@@ -165,20 +164,9 @@ def test_sample_command(tmp_path, checkpoint) -> None:
 def test_train_and_eval_commands_on_a_tiny_dataset(tmp_path, capsys) -> None:
     """Through the CLI: a tiny dataset, 4 training steps, export + card, eval + card update."""
     import yaml
+    from vae_helpers import tiny_dataset
 
-    from musebridge.models.data.dataset import split_of
-    from musebridge.models.data.tunes import Tune, make_bars, make_notes, pack_tunes
-
-    tunes = []
-    rng = np.random.default_rng(0)
-    index = 0
-    while {split_of(t.source_id) for t in tunes} != {"train", "valid", "test"} or len(tunes) < 12:
-        rows = [(int(rng.integers(60, 72)), 80, beat * 0.5, 0.5) for beat in range(64)]
-        tunes.append(Tune(source_id=f"toy/{index}", collection="toy", genre="folk", notes=make_notes(rows),
-                          bars=make_bars([(bar * 4.0, 4.0, 4, 4) for bar in range(8)])))
-        index += 1
-    dataset = tmp_path / "dataset.npz"
-    np.savez(dataset, **pack_tunes(tunes, {}))
+    dataset = tiny_dataset(tmp_path / "dataset.npz")
     export = tmp_path / "ckpt" / "musicvae_toy.pt"
     code = main(["train", "vae", "--dataset", str(dataset), "--genre", "folk", "--steps", "4",
                  "--batch-size", "8", "--set", "z_size=8", "--set", "encoder_size=16",

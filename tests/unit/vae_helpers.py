@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 
@@ -19,3 +21,20 @@ def toy_melodies(count: int, bars: int, seed: int = 0) -> np.ndarray:
         if rng.random() < 0.5:
             out[row, steps - 2] = 1
     return out
+
+
+def tiny_dataset(path: Path) -> Path:
+    """A built dataset .npz of at least 12 one-line 8-bar folk tunes covering train, valid and test."""
+    from musebridge.models.data.dataset import split_of
+    from musebridge.models.data.tunes import Tune, make_bars, make_notes, pack_tunes
+
+    tunes = []
+    rng = np.random.default_rng(0)
+    index = 0
+    while {split_of(t.source_id) for t in tunes} != {"train", "valid", "test"} or len(tunes) < 12:
+        rows = [(int(rng.integers(60, 72)), 80, beat * 0.5, 0.5) for beat in range(64)]
+        tunes.append(Tune(source_id=f"toy/{index}", collection="toy", genre="folk", notes=make_notes(rows),
+                          bars=make_bars([(bar * 4.0, 4.0, 4, 4) for bar in range(8)])))
+        index += 1
+    np.savez(path, **pack_tunes(tunes, {}))
+    return path
