@@ -13,9 +13,10 @@ torch is imported only inside the handlers.
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
+from musebridge.commands import arguments
+from musebridge.commands.arguments import chosen_seed
 from musebridge.commands.transfer import add_track_option
 from musebridge.errors import UserError
 from musebridge.midi_files import (
@@ -48,10 +49,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--checkpoint", type=Path, help="a .pt (default: the shipped one of --model)")
     parser.add_argument(
-        "--temperature", type=float, default=1.0, help="sampling temperature (wavenet: 0 = argmax)"
+        "--temperature", type=arguments.temperature, default=1.0,
+        help="sampling temperature 0..10 (wavenet: 0 = argmax; default 1)",
     )
     parser.add_argument("--genre", default="", help="genre to condition on, if the model knows genres")
-    parser.add_argument("--seed", type=int, default=0)
+    arguments.add_seed_option(parser)
     parser.add_argument("--device", default="cpu", help="cpu (default), auto, cuda")
     parser.add_argument("--answer-only", action="store_true", help="write only the answer")
     parser.set_defaults(handler=run_continue)
@@ -60,8 +62,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_continue(args: argparse.Namespace) -> int:
     if not 1 <= args.bars <= MAX_BARS:
         raise UserError(f"--bars must be 1..{MAX_BARS}, got {args.bars}")
-    if not math.isfinite(args.temperature) or args.temperature < 0:
-        raise UserError(f"--temperature must be >= 0, got {args.temperature}")
     score = open_midi(args.input)
     parts = select_parts(score, args.track)
     segment, call = phrases_of(score, parts)[-1]
@@ -74,8 +74,11 @@ def run_continue(args: argparse.Namespace) -> int:
         model = ContinuePhraseModel.from_checkpoint(path, resolve_device(args.device))
     except ValueError as error:
         raise UserError(str(error)) from error
+    if args.genre and args.genre not in model.genres:
+        known = ", ".join(model.genres) or "none: it is not conditioned on genre"
+        raise UserError(f"the {model.kind} checkpoint knows no genre {args.genre!r} (known: {known})")
     request = ModelRequest(
-        "continue", call, args.bars, genre=args.genre, temperature=args.temperature, seed=args.seed
+        "continue", call, args.bars, genre=args.genre, temperature=args.temperature, seed=chosen_seed(args)
     )
     try:
         answer = model.generate(request)
@@ -89,13 +92,14 @@ def run_continue(args: argparse.Namespace) -> int:
         tempo = score.bpm_at(round(answer_start * score.ticks_per_beat))
         channel = source.channel if source.channel is not None else 0
         write_phrases_midi([answer], args.output, tempo, channel=channel, program=source.program)
-        print(f"wrote {args.output}: {model.kind} answer alone ({args.bars} bars, {len(answer.notes)} notes)")
+        print(f"wrote {args.output}: {model.kind} answer alone ({args.bars} bars, {len(answer.notes)} notes, "
+              f"seed {args.seed})")
         return 0
     write_back(score, parts, placed, args.output, replace=False)
     print(
         f"wrote {args.output}: the whole input ({describe_timing(score)}) + {model.kind} answer ({args.bars} "
         f"bars of {call.meter}, {len(placed)} notes) from beat "
-        f"{answer_start:g}; the call: its last {call.bars} bars"
+        f"{answer_start:g}; the call: its last {call.bars} bars; seed {args.seed}"
     )
     return 0
 

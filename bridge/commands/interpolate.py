@@ -14,6 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from musebridge.commands import arguments
+from musebridge.commands.arguments import chosen_seed
 from musebridge.core.music import Phrase
 from musebridge.errors import UserError
 from musebridge.midi_files import read_midi_clip, write_phrases_midi
@@ -32,14 +34,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--bars", type=int, default=2, choices=(2, 4), help="bars per phrase (default 2)")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.mid")
     add_model_options(parser)
-    parser.add_argument("--temperature", type=float, default=0.0, help="decoder temperature (0 = argmax)")
+    parser.add_argument("--temperature", type=arguments.temperature, default=0.0,
+                        help="decoder temperature 0..10 (0 = argmax, the default)")
     parser.set_defaults(handler=run_interpolate)
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", type=Path, help="MusicVAE .pt (default: the shipped one for --bars)")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
+    arguments.add_seed_option(parser)
 
 
 def load_vae(args: argparse.Namespace):
@@ -55,8 +58,9 @@ def load_vae(args: argparse.Namespace):
         )
         path = shipped_checkpoint(2)
     path = require_checkpoint(path, model="musicvae")
+    device = resolve_device(args.device)  # a device error is the user's, not the checkpoint's
     try:
-        return load_phrase_model(path, resolve_device(args.device))
+        return load_phrase_model(path, device)
     except Exception as error:  # noqa: BLE001 - any load failure means an unusable file
         reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
         raise UserError(f"{path}: not a usable MusicVAE checkpoint ({reason})") from error
@@ -73,8 +77,10 @@ def run_interpolate(args: argparse.Namespace) -> int:
     vae = load_vae(args)
     positions = [(i + 1) / (args.steps + 1) for i in range(args.steps)]
     morph = vae.interpolate_phrases(
-        clip_a, clip_b, positions, args.bars, clip_a.meter, temperature=args.temperature, seed=args.seed
+        clip_a, clip_b, positions, args.bars, clip_a.meter, temperature=args.temperature,
+        seed=chosen_seed(args),
     )
     write_phrases_midi([clip_a, *morph, clip_b], args.output, a.tempo, channel=a.channel, program=a.program)
-    print(f"wrote {args.output}: A, {args.steps} steps, B ({args.steps + 2} x {args.bars} bars)")
+    sampled = f", temperature {args.temperature:g}, seed {args.seed}" if args.temperature else ""
+    print(f"wrote {args.output}: A, {args.steps} steps, B ({args.steps + 2} x {args.bars} bars){sampled}")
     return 0

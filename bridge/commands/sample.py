@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from musebridge.commands import arguments
+from musebridge.commands.arguments import chosen_seed
 from musebridge.errors import UserError
 
 
@@ -19,9 +21,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--bars", type=int, default=2, choices=(2, 4), help="bars per phrase (default 2)")
     parser.add_argument("-n", "--count", type=int, default=4, help="how many phrases (default 4)")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.mid")
-    parser.add_argument("--temperature", type=float, default=1.0, help="decoder temperature (0 = argmax)")
+    parser.add_argument("--temperature", type=arguments.temperature, default=1.0,
+                        help="decoder temperature 0..10 (0 = argmax; default 1)")
     parser.add_argument("--velocity", type=int, default=90, help="note velocity 1..127 (default 90)")
-    parser.add_argument("--tempo", type=float, default=120.0, help="BPM of the written file")
+    parser.add_argument("--tempo", type=arguments.tempo_bpm, default=120.0,
+                        help="BPM of the written file, 20..400 (default 120)")
     add_model_options(parser)
     parser.set_defaults(handler=run_sample)
 
@@ -34,12 +38,11 @@ def run_sample(args: argparse.Namespace) -> int:
         raise UserError(f"-n must be 1..1024, got {args.count}")
     if not 1 <= args.velocity <= 127:
         raise UserError(f"--velocity must be 1..127, got {args.velocity}")
-    if args.temperature < 0 or args.tempo <= 0:
-        raise UserError("--temperature must be >= 0 and --tempo > 0")
     vae = load_vae(args)
     vae.velocity = args.velocity
-    phrases = vae.sample_phrases(args.count, args.bars, temperature=args.temperature, seed=args.seed)
+    phrases = vae.sample_phrases(args.count, args.bars, temperature=args.temperature,
+                                  seed=chosen_seed(args))
     write_phrases_midi(phrases, args.output, args.tempo)
     notes = sum(len(p.notes) for p in phrases)
-    print(f"wrote {args.output}: {args.count} x {args.bars} bars, {notes} notes")
+    print(f"wrote {args.output}: {args.count} x {args.bars} bars, {notes} notes, seed {args.seed}")
     return 0

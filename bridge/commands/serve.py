@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Callable
 
+from musebridge.commands.arguments import bounded, port, tempo_bpm
 from musebridge.core.model_protocol import MODES
+from musebridge.io.midi_ports import DEFAULT_CLIENT_NAME
 
 MIDI_BACKENDS = ("auto", "alsa", "coremidi", "jack", "winmm", "none")
 CLOCKS = ("auto", "internal", "midi", "osc")
@@ -15,26 +16,7 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 ISOLATIONS = ("auto", "thread", "process")
 
 
-def _bounded(
-    convert: Callable[[str], float], low: float, high: float, what: str, unit: str = "", noun: str = "number"
-) -> Callable[[str], float]:
-    """An argparse type: `convert(text)` checked to lie in low..high, with a one-line reason if not."""
-
-    def parse(text: str) -> float:
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a {noun}: {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{what} must be {low:g}..{high:g}{unit}, got {value:g}")
-        return value
-
-    return parse
-
-
-_tempo = _bounded(float, 20.0, 400.0, "tempo", " BPM")
-_port = _bounded(int, 0, 65535, "port", noun="port number")
-_switch_interval = _bounded(float, 0.05, 100.0, "switch interval", " ms")
+_switch_interval = bounded(float, 0.05, 100.0, "switch interval", " ms")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,8 +36,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="connect the input to this existing port instead of only opening a virtual one")
     parser.add_argument("--midi-out", metavar="NAME", default=None,
                         help="connect the output to this existing port instead of only opening a virtual one")
+    parser.add_argument("--midi-name", metavar="NAME", default=DEFAULT_CLIENT_NAME,
+                        help="MIDI client name, so that two daemons can share one JACK server or MIDI "
+                        "system (default: %(default)s)")
     parser.add_argument("--osc-host", default="127.0.0.1", help="OSC listen address (default: 127.0.0.1)")
-    parser.add_argument("--osc-port", type=_port, default=9000, help="OSC listen UDP port (default: 9000)")
+    parser.add_argument("--osc-port", type=port, default=9000, help="OSC listen UDP port (default: 9000)")
     parser.add_argument("--osc-allow", metavar="ADDR", action="append", default=[],
                         help="with a non-loopback --osc-host, also accept OSC from this address or CIDR "
                         "network (repeatable; loopback is always accepted)")
@@ -63,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="who leads time: MIDI clock, OSC transport, the internal clock, or auto "
                         "(the first external clock heard, else internal) "
                         "(default: the preset's, normally auto)")
-    parser.add_argument("--tempo", type=_tempo, default=None, metavar="BPM",
+    parser.add_argument("--tempo", type=tempo_bpm, default=None, metavar="BPM",
                         help="tempo of the internal clock, 20..400 (default: the preset's)")
     parser.add_argument("--mode", choices=[m for m in MODES if m != "sample"], default=None,
                         help="mode of every track (default: the preset's)")
@@ -97,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         midi_backend=args.midi_backend,
         midi_in=args.midi_in,
         midi_out=args.midi_out,
+        client_name=args.midi_name,
         osc_host=args.osc_host,
         osc_port=args.osc_port,
         osc_allow=tuple(args.osc_allow),

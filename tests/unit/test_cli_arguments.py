@@ -1,0 +1,74 @@
+"""Numbers on the command line: out of range, NaN and infinities are refused by the parser, in one line
+naming the option, before a file or a model is touched; generating commands take a new seed each run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from musebridge.cli import build_parser, main
+from tests.unit.test_shipped_checkpoints import A_MELODY, write_melody
+
+BAD_VALUES = [
+    ("sample", "--temperature", "nan"), ("sample", "--temperature", "inf"), ("sample", "--temperature", "-1"),
+    ("sample", "--tempo", "3"), ("sample", "--tempo", "nan"), ("sample", "--tempo", "1e9"),
+    ("sample", "--seed", "99999999999999999999"), ("sample", "--seed", "-1"),
+    ("interpolate", "--temperature", "-1"), ("interpolate", "--temperature", "nan"),
+    ("continue", "--temperature", "nan"), ("continue", "--seed", "1.5"),
+    ("serve", "--tempo", "inf"),
+]
+
+
+def command_line(command: str, option: str, value: str, melody: Path, out: Path) -> list[str]:
+    inputs = {"sample": [], "interpolate": [str(melody), str(melody)], "continue": [str(melody)], "serve": []}
+    output = [] if command == "serve" else ["-o", str(out)]
+    return [command, *inputs[command], *output, option, value]
+
+
+@pytest.mark.parametrize(("command", "option", "value"), BAD_VALUES)
+def test_out_of_range_numbers_are_refused_in_one_line(
+    command: str, option: str, value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    melody = write_melody(tmp_path / "in.mid", A_MELODY)
+    with pytest.raises(SystemExit) as exit_info:
+        main(command_line(command, option, value, melody, tmp_path / "out.mid"))
+    assert exit_info.value.code == 2
+    error = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(error) == 1 and f"argument {option}" in error[0], error
+    assert not (tmp_path / "out.mid").exists()
+
+
+def run_ok(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    assert main(args) == 0
+    return capsys.readouterr().out
+
+
+def test_sample_takes_a_new_seed_each_run_and_names_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outputs = []
+    for name in ("a", "b"):
+        out = tmp_path / f"{name}.mid"
+        summary = run_ok(["sample", "-n", "2", "-o", str(out)], capsys)
+        seed = int(summary.rsplit("seed ", 1)[1])
+        outputs.append((seed, out.read_bytes()))
+    (seed_a, bytes_a), (seed_b, bytes_b) = outputs
+    assert seed_a != seed_b and bytes_a != bytes_b
+    again = tmp_path / "again.mid"
+    run_ok(["sample", "-n", "2", "-o", str(again), "--seed", str(seed_a)], capsys)
+    assert again.read_bytes() == bytes_a
+
+
+def test_continue_refuses_a_genre_the_model_does_not_know(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    melody = write_melody(tmp_path / "in.mid", A_MELODY)
+    assert main(["continue", str(melody), "-o", str(tmp_path / "out.mid"), "--genre", "jazz"]) == 2
+    error = capsys.readouterr().err
+    assert "jazz" in error and "known:" in error and not (tmp_path / "out.mid").exists()
+
+
+def test_serve_takes_a_client_name() -> None:
+    args = build_parser().parse_args(["serve", "--midi-name", "second"])
+    assert args.midi_name == "second"
