@@ -120,9 +120,11 @@ def run_check(args: argparse.Namespace) -> int:
 def run_install(args: argparse.Namespace) -> int:
     from musebridge.device.install import INSTALL_SUBFOLDER, install_device
 
-    installed = install_device(
+    installed, notes = install_device(
         source_dir(), Path(args.path).expanduser() if args.path else None, frozen=not args.unfrozen
     )
+    for note in notes:
+        print(note)
     for path in installed:
         print(f"installed {path}")
     print(f"In Live: Browser > User Library > {INSTALL_SUBFOLDER.as_posix()} > {installed[0].name}")

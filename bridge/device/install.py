@@ -7,6 +7,7 @@ import platform
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 from musebridge.device.build import (
     DEVICE_FILE,
@@ -37,14 +38,34 @@ def default_user_library(
     return None
 
 
+class Installed(NamedTuple):
+    """What `install_device` did: the files now in place, and one line per earlier file it touched."""
+
+    files: list[Path]
+    notes: list[str]
+
+
+def _set_aside(path: Path) -> Path:
+    """Rename `path` to the first free `path.bak`, `path.1.bak`, ... (Live and Max ignore .bak files)."""
+    backup = path.with_name(path.name + ".bak")
+    number = 0
+    while backup.exists():
+        number += 1
+        backup = path.with_name(f"{path.name}.{number}.bak")
+    path.rename(backup)
+    return backup
+
+
 def install_device(
     source_dir: Path, library: Path | None, system: str | None = None, frozen: bool = True
-) -> list[Path]:
-    """Copy the built device into `library` (default: Live's); return the new files.
+) -> Installed:
+    """Copy the built device into `library` (default: Live's); return the files and what was replaced.
 
     frozen: the frozen device (FROZEN_FILE, script inside) is installed as DEVICE_FILE, and a script
-    left beside it by an earlier unfrozen install is removed, so Max cannot pick up a stale copy.
-    Otherwise the unfrozen device and its script are copied. Copies are checked byte for byte.
+    left beside it by an earlier unfrozen install is taken away, so Max cannot pick up a stale copy.
+    Otherwise the unfrozen device and its script are copied. Nothing the user may have edited is lost:
+    an earlier file that differs from the new one is kept as `NAME.bak` (then `NAME.1.bak`, ...), and
+    each such step is named in `notes`. Copies are checked byte for byte.
     Raises UserError: no library, missing or broken build, a copy that differs.
     """
     if library is None:
@@ -73,13 +94,19 @@ def install_device(
         raise UserError(f"the built device is broken ({error}); run `musebridge device build`") from error
     target_dir = library / INSTALL_SUBFOLDER
     target_dir.mkdir(parents=True, exist_ok=True)
-    if frozen and (target_dir / SCRIPT_FILE).is_file():
-        (target_dir / SCRIPT_FILE).unlink()
+    notes: list[str] = []
+    stale_script = target_dir / SCRIPT_FILE
+    if frozen and stale_script.is_file():
+        backup = _set_aside(stale_script)
+        notes.append(f"moved {stale_script.name} aside to {backup.name} (the frozen device holds the script)")
     installed = []
     for name, target_name in files:
         source, target = source_dir / name, target_dir / target_name
+        if target.is_file() and target.read_bytes() != source.read_bytes():
+            backup = _set_aside(target)
+            notes.append(f"replaced {target.name}: the earlier copy differs, kept as {backup.name}")
         shutil.copyfile(source, target)
         if target.read_bytes() != source.read_bytes():
             raise UserError(f"the copy at {target} differs from {source}")
         installed.append(target)
-    return installed
+    return Installed(installed, notes)

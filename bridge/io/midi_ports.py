@@ -23,7 +23,6 @@ Backends:
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
@@ -288,14 +287,3 @@ def list_backends(backends: Iterable[str] | None = None) -> list[BackendListing]
 
             listings.append(list_rtmidi_ports(backend))
     return listings
-
-
-def add_midi_arguments(parser: argparse.ArgumentParser) -> None:
-    """--midi-backend, --midi-in, --midi-out, --midi-name for commands that open MIDI ports."""
-    group = parser.add_argument_group("MIDI")
-    group.add_argument("--midi-backend", choices=BACKENDS, default="auto", help="MIDI system (default auto)")
-    group.add_argument("--midi-in", metavar="NAME", help="read from this existing port (not a virtual one)")
-    group.add_argument("--midi-out", metavar="NAME", help="write to this existing port (not a virtual one)")
-    group.add_argument(
-        "--midi-name", default=DEFAULT_CLIENT_NAME, help="MIDI client name (default %(default)s)"
-    )

@@ -30,9 +30,30 @@ def test_install_copies_the_frozen_device_and_prints_where(
     (target / "musebridge.js").write_text("// left by an earlier unfrozen install")
     assert main(["device", "install", "--path", str(tmp_path)]) == 0
     assert (target / "MuseBridge.amxd").read_bytes() == (DEVICE_DIR / "MuseBridge.frozen.amxd").read_bytes()
-    assert sorted(p.name for p in target.iterdir()) == ["MuseBridge.amxd"]  # the script is inside it
+    # the script is inside the frozen device; the one left beside it is kept aside, not lost
+    assert sorted(p.name for p in target.iterdir()) == ["MuseBridge.amxd", "musebridge.js.bak"]
+    assert (target / "musebridge.js.bak").read_text() == "// left by an earlier unfrozen install"
     out = capsys.readouterr().out
     assert str(target / "MuseBridge.amxd") in out and "User Library" in out
+    assert "moved musebridge.js aside to musebridge.js.bak" in out
+
+
+def test_install_over_an_edited_copy_keeps_it_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / INSTALL_SUBFOLDER
+    assert main(["device", "install", "--unfrozen", "--path", str(tmp_path)]) == 0
+    assert "replaced" not in capsys.readouterr().out  # a first install replaces nothing
+    (target / "musebridge.js").write_text("// my edit")
+    assert main(["device", "install", "--unfrozen", "--path", str(tmp_path)]) == 0
+    expected = "replaced musebridge.js: the earlier copy differs, kept as musebridge.js.bak"
+    assert expected in capsys.readouterr().out
+    assert (target / "musebridge.js.bak").read_text() == "// my edit"
+    assert main(["device", "install", "--unfrozen", "--path", str(tmp_path)]) == 0  # same files again
+    assert "replaced" not in capsys.readouterr().out
+    (target / "musebridge.js").write_text("// a second edit")
+    assert main(["device", "install", "--path", str(tmp_path)]) == 0  # frozen: the script goes aside
+    assert (target / "musebridge.js.1.bak").read_text() == "// a second edit"
 
 
 def test_install_unfrozen_copies_the_development_device_and_its_script(tmp_path: Path) -> None:
@@ -70,7 +91,7 @@ def test_default_install_goes_to_the_library_live_uses(
         install_device(DEVICE_DIR, None, system="Darwin")
     library.mkdir(parents=True)
     installed = install_device(DEVICE_DIR, None, system="Darwin")
-    assert installed[0] == library / INSTALL_SUBFOLDER / "MuseBridge.amxd"
+    assert installed.files[0] == library / INSTALL_SUBFOLDER / "MuseBridge.amxd"
 
 
 def test_check_passes_on_the_committed_device(capsys: pytest.CaptureFixture[str]) -> None:
