@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="parse the music21 corpus and/or MIDI folders into a cached dataset",
         description="Parse genre collections in parallel into <cache>/dataset.npz. Files that fail are "
         "counted and named in <cache>/build-failures.log; the build goes on. A second build reuses "
-        "the per-file cache.",
+        "the cache: it parses only what changed, and does nothing when nothing did.",
     )
     build.add_argument("--genres", type=Path, help="genres YAML (default: the shipped genres.yaml)")
     build.add_argument(
@@ -33,6 +33,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=[],
         metavar="NAME=DIR",
         help="add a folder of .mid files as genre NAME (repeatable)",
+    )
+    build.add_argument(
+        "--midi-csv",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="add the MIDI files listed in a CSV of path,genre rows (paths relative to the CSV; repeatable)",
     )
     build.add_argument("--jobs", type=int, help="parallel parser processes (default: all cores)")
     build.add_argument("--limit", type=int, help="parse only the first N files of each collection")
@@ -64,18 +72,29 @@ def run_build(args: argparse.Namespace) -> int:
     try:
         genres = load_genres(args.genres)
         extra = [parse_midi_dir_option(text) for text in args.midi_dir]
-        sources = plan_sources(genres, args.genre, extra, args.limit)
+        sources = plan_sources(genres, args.genre, extra, args.limit, args.midi_csv)
     except ValueError as error:
         raise UserError(str(error)) from error
     if not sources:
         raise UserError("nothing to build: no files in the selected genres")
     cache = args.cache or default_cache_dir()
     report = build_dataset(sources, cache, args.jobs, args.output, progress=not args.quiet)
+    failed = len(report.failed_files) + len(report.tune_failures)
+    if report.up_to_date:
+        print(
+            f"up to date: nothing changed in {report.files} files since the last build -> "
+            f"{report.dataset_path} ({report.tunes} tunes, {report.notes} notes; "
+            f"{len(report.failed_files)} files failed)"
+        )
+        return 0
     print(
         f"{report.tunes} tunes, {report.notes} notes from {report.files} files "
         f"({report.files_from_cache} from cache) in {report.seconds:.1f} s -> {report.dataset_path}"
     )
-    failed = len(report.failed_files) + len(report.tune_failures)
+    print(
+        f"parsed {report.files_parsed} files in {report.parse_seconds:.1f} s "
+        f"({report.files_per_second:.0f} files/s); {len(report.failed_files)} files failed"
+    )
     if failed:
         print(
             f"{len(report.failed_files)} files and {len(report.tune_failures)} tunes failed to parse; "

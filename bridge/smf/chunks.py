@@ -9,6 +9,7 @@ RIFF "RMID" wrapper some Windows tools write.
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
 
@@ -106,31 +107,45 @@ def chunk_bytes(body: bytes) -> bytes:
 
 
 END_OF_TRACK = b"\xff\x2f\x00"
-END_MARKER = "musebridge:end-of-track"
-_MARKER_EVENT = b"\xff\x06" + bytes((len(END_MARKER),)) + END_MARKER.encode("ascii")
+END_MARKER = "musebridge:end-of-track:"  # + the chunk's index: a marker event at the end of each track
+TRACK_LABEL = "musebridge:track:"  # + the chunk's index: the last track name, so notes name their chunk
+LATE = 0x0FFFFFFF  # ticks after a track's end at which the reader closes what still sounds (max delta)
 
 
-def _closing_events() -> bytes:
-    """One tick after the track's last event, a note-off for every channel and pitch, then the end of
-    the track. A note still sounding at the end of its track is closed there (one tick late, which is
-    how the reader recognises it); a note-off with nothing sounding is ignored by the parser."""
-    out = bytearray(b"\x01")  # delta: one tick after the end of the track
-    for channel in range(16):
-        for pitch in range(128):
-            out += bytes((0x80 | channel, 0, 0)) if pitch == 0 else bytes((pitch, 0))  # running status
-            out += b"\x00"  # delta of the next event
-    return bytes(out) + END_OF_TRACK
+@functools.lru_cache(maxsize=4096)
+def _labels(index: int, label: bool) -> bytes:
+    """The marker event END_MARKER<index> (and with `label`, delta 0 and the track name
+    TRACK_LABEL<index>), then the delta LATE of the closing note-offs."""
+    marker = f"{END_MARKER}{index}".encode("ascii")
+    out = bytes((0xFF, 0x06, len(marker))) + marker
+    if label:
+        name = f"{TRACK_LABEL}{index}".encode("ascii")
+        out += bytes((0x00, 0xFF, 0x03, len(name))) + name
+    return out + _LATE_DELTA
 
 
-CLOSING = _closing_events()
+def _closing_events(channel: int) -> bytes:
+    """A note-off for every pitch of `channel`, at delta 0 each (running status after the first)."""
+    out = bytearray((0x80 | channel, 0, 0))
+    for pitch in range(1, 128):
+        out += bytes((0, pitch, 0))
+    return bytes(out)
 
 
-def closed_track_file(body: bytes, ticks_per_beat: int) -> bytes:
-    """A one-track format-0 SMF of one MTrk body (which must end with its End of Track event, if it
-    has one): a marker event END_MARKER at the track's end, then every note still sounding closed one
-    tick after it (see _closing_events)."""
-    if body.endswith(END_OF_TRACK):
-        body = body[: -len(END_OF_TRACK)] + _MARKER_EVENT  # the end-of-track delta stays in place
-    else:
-        body = body + b"\x00" + _MARKER_EVENT
-    return header_bytes(0, 1, ticks_per_beat) + chunk_bytes(body + CLOSING)
+_CLOSING = tuple(_closing_events(channel) + b"\x00" for channel in range(16))  # + the next delta
+_NOTE_ON = tuple(bytes((0x90 | channel,)) for channel in range(16))
+_LATE_DELTA = bytes((0xFF, 0xFF, 0xFF, 0x7F))  # LATE as a variable-length number
+
+
+def closed_body(body: bytes, index: int, label: bool = False) -> bytes:
+    """An MTrk body (up to its first End of Track) made readable for the reader's rules: a marker
+    END_MARKER<index> at the track's end, with `label` a track name TRACK_LABEL<index> there too, then,
+    LATE ticks after the end, a note-off for every pitch of every channel the track may play notes on,
+    and the end of the track. A note still sounding at the end of its track thus ends exactly LATE
+    ticks after it (which is how the reader recognises and shortens it); a note-off with nothing
+    sounding is ignored by the parser. The channels are those whose note-on status byte occurs anywhere
+    in the chunk (a superset: such a byte may also sit in a delta-time or in a meta event's text; a
+    note-on under running status follows one written out)."""
+    head = body[: -len(END_OF_TRACK)] if body.endswith(END_OF_TRACK) else body + b"\x00"
+    closing = [_CLOSING[channel] for channel in range(16) if _NOTE_ON[channel] in body]
+    return b"".join((head, _labels(index, label), *closing, END_OF_TRACK))

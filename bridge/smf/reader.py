@@ -20,7 +20,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .chunks import END_MARKER, END_OF_TRACK, MidiFileError, closed_track_file, split_chunks
+from .chunks import (
+    END_MARKER,
+    END_OF_TRACK,
+    LATE,
+    TRACK_LABEL,
+    MidiFileError,
+    chunk_bytes,
+    closed_body,
+    header_bytes,
+    split_chunks,
+)
 from .events import end_of_track, note_keys
 from .score import DRUM_CHANNEL, NOTE_TICKS, MidiPart, MidiScore, MidiTrack
 
@@ -28,6 +38,9 @@ from .score import DRUM_CHANNEL, NOTE_TICKS, MidiPart, MidiScore, MidiTrack
 def read_midi(source: Path | str | bytes, channels: bool = False) -> MidiScore:
     """Read a MIDI file (a path, or its bytes) into a MidiScore.
 
+    channels=False (the dataset): the whole file in one parser call; parts carry no channel (drums
+    excepted) and tracks no name. channels=True (the offline commands): each chunk parsed on its own,
+    with each part's channel resolved and each track's name. The notes are the same either way.
     Raises MidiFileError (a ValueError) with a one-line reason for a missing or unreadable file, or one
     that is not a usable SMF (see chunks.split_chunks, and "track N: ..." for a corrupt track).
     """
@@ -45,21 +58,51 @@ def read_midi(source: Path | str | bytes, channels: bool = False) -> MidiScore:
         except OSError as error:
             raise MidiFileError(f"cannot read it ({error.strerror or error})") from None
     chunks = split_chunks(data)
+    bodies = [_through_first_end(body, index) for index, body in enumerate(chunks.tracks)]
     warnings = list(chunks.warnings)
-    tracks, tempos, meters, keys = [], [], [], []
-    bodies = []
-    for index, body in enumerate(chunks.tracks):
-        body = _through_first_end(body, index)
-        bodies.append(body)
-        track, track_tempos, track_meters, track_keys, notes_warnings = _read_track(
-            index, body, chunks.ticks_per_beat, channels
-        )
-        tracks.append(track)
-        tempos += track_tempos
-        meters += track_meters
-        keys += track_keys
-        warnings += notes_warnings
-    # stable sorts: at one tick, the event of the later track wins (it is applied last)
+    if channels:
+        parsed = [
+            (i, _parse(header_bytes(0, 1, chunks.ticks_per_beat), [closed_body(b, i)], i))
+            for i, b in enumerate(bodies)
+        ]
+    else:
+        closed = [closed_body(b, i, label=True) for i, b in enumerate(bodies)]
+        parsed = [(None, _parse(header_bytes(1, len(closed), chunks.ticks_per_beat), closed, None))]
+    ends: dict[int, int] = {}
+    groups: dict[int, list] = {i: [] for i in range(len(bodies))}
+    names: dict[int, str] = {}
+    tempos, meters, keys = [], [], []
+    for index, score in parsed:
+        for marker in score.markers:
+            if marker.text.startswith(END_MARKER):
+                ends[int(marker.text[len(END_MARKER) :])] = int(marker.time)
+        for track in score.tracks:
+            owner = index if index is not None else int(track.name[len(TRACK_LABEL) :])
+            if index is not None:
+                names[owner] = names.get(owner) or track.name
+            groups[owner].append(track)
+        tempos += [(int(t.time), float(t.qpm)) for t in score.tempos]
+        meters += [(int(t.time), int(t.numerator), int(t.denominator)) for t in score.time_signatures]
+        keys += [(int(k.time), int(k.key), int(k.tonality)) for k in score.key_signatures]
+    if max(ends.values(), default=0) >= LATE:
+        raise MidiFileError(f"a track lasts more than {LATE - 1} ticks (the reader's limit)")
+    tracks = []
+    for index, body in enumerate(bodies):
+        label = f"track {index + 1}{f' ({names[index].strip()})' if names.get(index, '').strip() else ''}"
+        found, dangling, zero = [], 0, 0
+        for track in groups[index]:
+            notes, late, empty = _notes(track)
+            dangling, zero = dangling + late, zero + empty
+            if notes is not None:
+                found.append((int(track.program), bool(track.is_drum), notes))
+        if dangling:
+            warnings.append(f"{label}: {dangling} note(s) still sounding at the end of the track end there")
+        if zero:
+            warnings.append(f"{label}: {zero} note(s) of zero length left out")
+        parts = _parts(index, body, found, channels, label)
+        tracks.append(MidiTrack(index, names.get(index, ""), tuple(parts), ends.get(index, 0)))
+    # stable sorts: at one tick the later track's event comes last and wins (in the one-call path
+    # symusic has sorted each kind already, and decides the order within one tick)
     tempos.sort(key=lambda event: event[0])
     meters.sort(key=lambda event: event[0])
     keys.sort(key=lambda event: event[0])
@@ -88,50 +131,45 @@ def _through_first_end(body: bytes, index: int) -> bytes:
     return body[:stop]
 
 
-def _read_track(index: int, body: bytes, ticks_per_beat: int, channels: bool):
+def _parse(header: bytes, bodies: list[bytes], index: int | None):
+    """symusic's reading of a file made of `header` and these bodies; MidiFileError naming the track."""
     import symusic
 
     try:
-        score = symusic.Score.from_midi(closed_track_file(body, ticks_per_beat))
-    except Exception as error:  # noqa: BLE001 - the parser's reason, placed on its track
+        return symusic.Score.from_midi(header + b"".join(chunk_bytes(body) for body in bodies))
+    except Exception as error:  # noqa: BLE001 - the parser's reason, placed on its track when known
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise MidiFileError(
-            f"track {index + 1}: corrupt event data ({reason.removeprefix('MiniMidi: ')})"
-        ) from None
-    end = max((m.time for m in score.markers if m.text == END_MARKER), default=0)
-    warnings: list[str] = []
-    groups = []  # (program, is_drum, notes) per symusic track with notes: one (channel, program) of the chunk
-    name = ""
-    dangling = zero = 0
-    for track in score.tracks:
-        name = name or track.name
-        columns = track.notes.numpy()
-        if columns["time"].size == 0:
-            continue  # a group the parser made for other events (e.g. lyrics), without notes
-        notes = np.empty(columns["time"].size, NOTE_TICKS)
-        notes["start"] = columns["time"]
-        notes["end"] = columns["time"] + columns["duration"]
-        notes["pitch"] = columns["pitch"]
-        notes["velocity"] = columns["velocity"]
-        sounding = notes["end"] > end  # closed by the note-offs one tick after the end
-        dangling += int(sounding.sum())
-        notes["end"][sounding] = end
-        audible = notes["end"] > notes["start"]
-        zero += int((~audible).sum())
-        notes = notes[audible]
-        groups.append(
-            (int(track.program), bool(track.is_drum), notes[np.lexsort((notes["pitch"], notes["start"]))])
-        )
-    label = f"track {index + 1}{f' ({name.strip()})' if name.strip() else ''}"
+        reason = reason.removeprefix("MiniMidi: ").removesuffix(": iostream error")
+        if index is None:  # find the guilty track: parse them one by one
+            for number, body in enumerate(bodies):
+                _parse(header_bytes(0, 1, int.from_bytes(header[12:14], "big")), [body], number)
+        where = f"track {index + 1}: " if index is not None else ""
+        raise MidiFileError(f"{where}corrupt event data ({reason})") from None
+
+
+def _notes(track) -> tuple[np.ndarray | None, int, int]:
+    """(NOTE_TICKS sorted by start and pitch or None without notes, notes that sounded to the end of
+    the track, notes of zero length left out) of one symusic track."""
+    columns = track.notes.numpy()
+    count = columns["time"].size
+    if count == 0:
+        return None, 0, 0  # a group the parser made for other events (e.g. lyrics), without notes
+    notes = np.empty(count, NOTE_TICKS)
+    notes["start"], notes["end"] = columns["time"], columns["time"]
+    notes["pitch"], notes["velocity"] = columns["pitch"], columns["velocity"]
+    ends = notes["end"]
+    ends += columns["duration"]
+    late = ends >= LATE  # closed LATE ticks after the end of the track: ends at the end
+    dangling = int(np.count_nonzero(late))
     if dangling:
-        warnings.append(f"{label}: {dangling} note(s) still sounding at the end of the track end there")
+        ends[late] -= LATE
+    audible = ends > notes["start"]
+    zero = count - int(np.count_nonzero(audible))
     if zero:
-        warnings.append(f"{label}: {zero} note(s) of zero length left out")
-    parts = _parts(index, body, groups, channels, label)
-    tempos = [(int(t.time), float(t.qpm)) for t in score.tempos]
-    meters = [(int(t.time), int(t.numerator), int(t.denominator)) for t in score.time_signatures]
-    keys = [(int(k.time), int(k.key), int(k.tonality)) for k in score.key_signatures]
-    return MidiTrack(index, name, tuple(parts), int(end)), tempos, meters, keys, warnings
+        notes = notes[audible]
+    key = notes["start"] * 128
+    key += notes["pitch"]
+    return notes[np.argsort(key, kind="stable")], dangling, zero
 
 
 def _parts(index: int, body: bytes, groups, channels: bool, label: str) -> list[MidiPart]:

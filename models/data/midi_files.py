@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from musebridge.smf import MidiScore, read_midi
+from musebridge.smf import NOTE_TICKS, MidiScore, read_midi
 
 from .tunes import NOTE_DTYPE, Tune, regular_bars
 
@@ -33,18 +33,12 @@ def midi_files(folder: Path) -> list[Path]:
 def score_tune(score: MidiScore, collection: str, source_id: str, title: str) -> Tune:
     """The pitched notes of a read MIDI file as a Tune (beats, bars from its meter changes)."""
     parts = score.parts(pitched_only=True)
-    count = sum(int(p.notes.size) for p in parts)
-    notes = np.empty(count, NOTE_DTYPE)
-    at = 0
-    for part in parts:
-        size = int(part.notes.size)
-        chunk = notes[at : at + size]
-        chunk["pitch"] = part.notes["pitch"]
-        chunk["velocity"] = part.notes["velocity"]
-        chunk["start"] = part.notes["start"] / score.ticks_per_beat
-        chunk["duration"] = (part.notes["end"] - part.notes["start"]) / score.ticks_per_beat
-        at += size
-    notes = notes[np.lexsort((notes["pitch"], notes["start"]))]
+    ticks = np.concatenate([p.notes for p in parts]) if parts else np.zeros(0, NOTE_TICKS)
+    ticks = ticks[np.argsort(ticks["start"] * 128 + ticks["pitch"], kind="stable")]
+    notes = np.empty(ticks.size, NOTE_DTYPE)
+    notes["pitch"], notes["velocity"] = ticks["pitch"], ticks["velocity"]
+    notes["start"] = ticks["start"] / score.ticks_per_beat
+    notes["duration"] = (ticks["end"] - ticks["start"]) / score.ticks_per_beat
     total = float((notes["start"] + notes["duration"]).max()) if notes.size else 0.0
     tempo = score.bpm_at(0) if score.tempos else None
     return Tune(

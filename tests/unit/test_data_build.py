@@ -58,8 +58,11 @@ def test_build_logs_a_corrupt_file_goes_on_and_second_build_uses_the_cache(tmp_p
     log = (cache / FAILURE_LOG_NAME).read_text()
     assert log.startswith("1 of 3 files failed to parse") and "jazz/broken.mid" in log
 
-    second = build_dataset(sources, cache, jobs=1, progress=False)
-    assert second.files_from_cache == 3 and second.tunes == 2 and len(second.failed_files) == 1
+    built = (cache / "dataset.npz").stat().st_mtime_ns
+    second = build_dataset(sources, cache, jobs=1, progress=False)  # nothing changed: nothing to do
+    assert second.up_to_date and second.files_from_cache == 3 and second.files_parsed == 0
+    assert second.tunes == 2 and len(second.failed_files) == 1
+    assert (cache / "dataset.npz").stat().st_mtime_ns == built
     data = TuneDataset.load(cache)
     assert data.genres == ("jazz",)
     assert sorted(t.source_id for t in data.tunes) == ["jazz/a.mid", "jazz/sub/b.mid"]
@@ -68,8 +71,9 @@ def test_build_logs_a_corrupt_file_goes_on_and_second_build_uses_the_cache(tmp_p
 
     later = os.stat(midi_folder / "a.mid").st_mtime_ns + 10**9
     os.utime(midi_folder / "a.mid", ns=(later, later))
-    third = build_dataset(sources, cache, jobs=2, progress=False)  # the pool path, one file re-parsed
-    assert third.files_from_cache == 2 and third.tunes == 2
+    third = build_dataset(sources, cache, jobs=2, progress=False)  # the pool path, the file's batch re-parsed
+    assert not third.up_to_date and third.files_from_cache == 0 and third.tunes == 2
+    assert third.files_per_second > 0
 
 
 def test_build_from_the_corpus_with_a_limit(tmp_path):
@@ -196,7 +200,7 @@ def test_a_parser_process_that_dies_loses_only_its_file(tmp_path, midi_folder, m
     assert failed == [["jazz/a.mid", "the parser process died"], ["jazz/broken.mid", failed[1][1]]]
     monkeypatch.setattr(build, "parse_source", real_parse)
     again = build_dataset(sources, tmp_path / "cache", jobs=2, progress=False)
-    assert again.tunes == 2 and again.files_from_cache == 2  # the lost file is parsed next time
+    assert again.tunes == 2 and not again.up_to_date  # the lost file is parsed next time
 
 
 def test_unknown_collection_and_missing_folder_are_clear_errors(tmp_path):
@@ -205,3 +209,68 @@ def test_unknown_collection_and_missing_folder_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         plan_sources({}, midi_dirs=[("jazz", tmp_path / "nowhere")])
     assert main(["data", "build", "--midi-dir", "jazz", "--cache", str(tmp_path)]) == 2
+
+
+def test_midi_files_in_several_shards_build_the_same_dataset_as_one(tmp_path, monkeypatch):
+    from musebridge.models.data import build
+
+    folder = tmp_path / "pop"
+    folder.mkdir()
+    for i in range(7):
+        write_scale(folder / f"song{i}.mid", 40 + i, bars=1 + i % 3)
+    sources = plan_sources({}, midi_dirs=[("pop", folder)])
+    whole = build_dataset(sources, tmp_path / "one", jobs=1, progress=False)
+    monkeypatch.setattr(build, "MIDI_BATCH", 2)
+    assert len(build.plan_shards(sources, tmp_path, batch=2)) == 4
+    sharded = build_dataset(sources, tmp_path / "four", jobs=2, progress=False)
+    assert (
+        (whole.tunes, whole.notes)
+        == (sharded.tunes, sharded.notes)
+        == (7, sum(4 * (1 + i % 3) for i in range(7)))
+    )
+    one, four = TuneDataset.load(tmp_path / "one"), TuneDataset.load(tmp_path / "four")
+    assert [t.source_id for t in one.tunes] == [t.source_id for t in four.tunes]
+    for a, b in zip(one.tunes, four.tunes, strict=True):
+        assert (
+            np.array_equal(a.notes, b.notes)
+            and np.array_equal(a.bars, b.bars)
+            and a.genre == b.genre == "pop"
+        )
+
+
+def test_genres_from_a_csv_of_paths(tmp_path, midi_folder, capsys):
+    listing = tmp_path / "lists" / "collection.csv"
+    listing.parent.mkdir()
+    a = midi_folder / "a.mid"
+    listing.write_text(
+        f"path,genre\n{a},jazz\n../jazz/sub/b.mid,blues\nmissing.mid,blues\n", encoding="utf-8"
+    )
+    sources = plan_sources({}, midi_lists=[listing])
+    assert [(s.genre, s.source) for s in sources] == [
+        ("jazz", f"collection/{a.as_posix()}"),
+        ("blues", "collection/../jazz/sub/b.mid"),
+        ("blues", "collection/missing.mid"),
+    ]
+    cache = tmp_path / "cache"
+    args = [
+        "data",
+        "build",
+        "--genre",
+        "blues",
+        "--genre",
+        "jazz",
+        "--midi-csv",
+        str(listing),
+        "--cache",
+        str(cache),
+    ]
+    assert main([*args, "--jobs", "1", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "2 tunes" in out and "files/s" in out and "1 files failed" in out
+    assert "collection/missing.mid\tno such file" in (cache / FAILURE_LOG_NAME).read_text()
+    assert TuneDataset.load(cache).genres == ("blues", "jazz")
+    assert main([*args, "--quiet"]) == 0
+    assert capsys.readouterr().out.startswith("up to date: nothing changed in 3 files")
+    listing.write_text("path\nonly-a-path.mid\n", encoding="utf-8")
+    assert main([*args, "--quiet"]) == 2
+    assert "expected 'path,genre'" in capsys.readouterr().err

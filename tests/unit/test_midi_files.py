@@ -119,7 +119,7 @@ def test_round_trip_of_written_phrases_keeps_notes_velocities_meter_and_tempo(tm
 def test_track_name_and_default_tempo(tmp_path) -> None:
     path = tmp_path / "named.mid"
     write_phrases_midi([Phrase((Note(60, 80, 0.0, 1.0),))], path, track_name="musebridge transfer")
-    score = read_midi(path)
+    score = read_midi(path, channels=True)
     assert score.tracks[1].name == "musebridge transfer" and score.bpm_at(0) == pytest.approx(DEFAULT_TEMPO)
 
 

@@ -20,6 +20,11 @@ def rows(part) -> list[tuple[int, int, int, int]]:
     return [(int(n["start"]), int(n["end"]), int(n["pitch"]), int(n["velocity"])) for n in part.notes]
 
 
+def track_rows(track) -> list[tuple[int, ...]]:
+    """All notes of a track, in order (parts split by program or merged by channel alike)."""
+    return sorted(tuple(int(x) for x in row) for part in track.parts for row in part.notes)
+
+
 def test_a_tempo_on_a_later_track_counts(tmp_path) -> None:
     # the tempo event sits on the notes' track, not on a conductor track: 90 BPM, not 120
     path = tmp_path / "ninety.mid"
@@ -160,6 +165,11 @@ def test_the_music21_test_files_are_all_read() -> None:
     for path in files:
         score = read_midi(path, channels=True)
         assert score.parts(), path.name
+        fast = read_midi(path)  # the dataset's path: one parser call for the whole file
+        assert (fast.tempos, fast.meters, fast.keys) == (score.tempos, score.meters, score.keys), path.name
+        for slow_track, fast_track in zip(score.tracks, fast.tracks, strict=True):
+            assert slow_track.end_tick == fast_track.end_tick
+            assert track_rows(slow_track) == track_rows(fast_track), path.name
     turning = read_midi(PRIMITIVES / "test03.mid")  # 4/4 that turns 3/4 at beat 4, tempo on a track
     assert turning.meter_changes() == [(0.0, Meter(4, 4)), (4.0, Meter(3, 4))]
     assert turning.bpm_at(0) == pytest.approx(144.0, abs=1e-3)  # the later of two tempo events at tick 0
