@@ -345,11 +345,13 @@ def build_dataset(
         if meta.get("error"):  # an entry written by an earlier version: one file, one error
             failed = [[meta["file"], meta["error"]]]
         report.failed_files.extend(f"{genre}\t{name}\t{reason}" for name, reason in failed)
+        extra["failed_files"] = len(report.failed_files)  # the dataset's metadata is written after this pass
         report.tune_failures.extend(f"{genre}\t{line}" for line in meta.get("tune_failures", []))
 
     extra = {"parser_version": PARSER_VERSION, "files": len(sources)}
     extra["out_of_domain"] = sorted({s.genre for s in sources if s.out_of_domain})
     extra["top_voice"] = sorted({s.genre for s in sources if s.voice == "top"})
+    extra["failed_files"] = len(report.failed_files)
     try:
         counts = write_dataset([(s.genre, Path(s.cache_file)) for s in usable], output, extra, on_meta)
     except (OSError, ValueError, KeyError) as error:  # a damaged cache entry: drop them, build again

@@ -64,7 +64,7 @@ def test_build_logs_a_corrupt_file_goes_on_and_second_build_uses_the_cache(tmp_p
     assert second.tunes == 2 and len(second.failed_files) == 1
     assert (cache / "dataset.npz").stat().st_mtime_ns == built
     data = TuneDataset.load(cache)
-    assert data.genres == ("jazz",)
+    assert data.genres == ("jazz",) and data.info["failed_files"] == 1 and data.info["files"] == 3
     assert sorted(t.source_id for t in data.tunes) == ["jazz/a.mid", "jazz/sub/b.mid"]
     a = next(t for t in data.tunes if t.source_id == "jazz/a.mid")
     assert a.notes["velocity"].tolist() == list(range(40, 56))
