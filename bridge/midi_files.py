@@ -84,10 +84,15 @@ class Segment:
     meter: Meter
 
 
-def segments(score: MidiScore, until_beat: float) -> list[Segment]:
-    """The file's bars up to `until_beat`, grouped into runs of one meter (bars follow meter changes)."""
+def segments(score: MidiScore, last_beat: float) -> list[Segment]:
+    """The file's bars from beat 0 through the bar holding `last_beat` (that bar whole), grouped into
+    runs of one meter (bars follow meter changes)."""
+    changes = score.meter_changes()
+    longest = max([meter.beats_per_bar for _beat, meter in changes] + [4.0])
+    # lay the grid a bar past last_beat so the bar holding it is whole, then keep the bars up to it
+    grid = [bar for bar in bar_grid(last_beat + longest + 1.0, changes) if bar[0] <= last_beat + 1e-9]
     runs: list[Segment] = []
-    for start, length, meter in bar_grid(until_beat, score.meter_changes()):
+    for start, length, meter in grid:
         last = runs[-1] if runs else None
         if last is not None and last.meter == meter and abs(last.start + last.length - start) < 1e-6:
             runs[-1] = Segment(last.start, last.length + length, last.bars + 1, meter)
@@ -124,7 +129,7 @@ def phrases_of(score: MidiScore, parts: Sequence[MidiPart]) -> list[tuple[Segmen
     notes = [note for note, _part in _part_notes(score, parts)]
     last_onset = max(note.start for note in notes)
     out = []
-    for segment in segments(score, last_onset + 1e-6):
+    for segment in segments(score, last_onset):
         inside = tuple(
             note.shifted(-segment.start)
             for note in notes

@@ -98,7 +98,10 @@ def read_midi(source: Path | str | bytes, channels: bool = False) -> MidiScore:
         if dangling:
             warnings.append(f"{label}: {dangling} note(s) still sounding at the end of the track end there")
         if zero:
-            warnings.append(f"{label}: {zero} note(s) of zero length left out")
+            warnings.append(
+                f"{label}: {zero} note(s) of zero length skipped (they cannot sound; "
+                "a file written back keeps their events)"
+            )
         parts = _parts(index, body, found, channels, label)
         tracks.append(MidiTrack(index, names.get(index, ""), tuple(parts), ends.get(index, 0)))
     # stable sorts: at one tick the later track's event comes last and wins (in the one-call path

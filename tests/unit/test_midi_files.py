@@ -97,6 +97,29 @@ def test_phrases_follow_the_meter_changes(tmp_path) -> None:
     assert runs[1][1].meter == Meter(3, 4) and runs[1][1].notes[0].start == 0.0  # beat 4 = its bar 1
 
 
+def test_a_last_note_on_a_bar_line_is_in_the_last_phrase(tmp_path) -> None:
+    """C D E F | G F E D | C (whole): the final note starts bar 3 exactly, and its bar is whole."""
+    pitches = [60, 62, 64, 65, 67, 65, 64, 62]
+    melody = [(p, 90, i * TPB, (i + 1) * TPB) for i, p in enumerate(pitches)] + [(60, 90, 8 * TPB, 12 * TPB)]
+    source = tmp_path / "in.mid"
+    source.write_bytes(smf([conductor(), notes_track(melody)]))
+    score = open_midi(source)
+    ((segment, phrase),) = phrases_of(score, select_parts(score))
+    assert (segment.start, segment.bars, segment.length) == (0.0, 3, 12.0)
+    assert len(phrase.notes) == 9 and phrase.notes[-1].start == 8.0 and phrase.notes[-1].duration == 4.0
+
+
+@pytest.mark.parametrize("start_bar", [0, 1, 3])
+def test_a_file_of_one_note_is_one_bar(tmp_path, start_bar: int) -> None:
+    source = tmp_path / "one.mid"
+    start = start_bar * 4 * TPB
+    source.write_bytes(smf([conductor(), notes_track([(64, 80, start, start + TPB // 2)])]))
+    score = open_midi(source)
+    runs = phrases_of(score, select_parts(score))
+    assert [(s.start, s.bars) for s, _p in runs] == [(0.0, start_bar + 1)]
+    assert [(n.pitch, n.start) for n in runs[0][1].notes] == [(64, start_bar * 4.0)]
+
+
 def test_round_trip_of_written_phrases_keeps_notes_velocities_meter_and_tempo(tmp_path) -> None:
     meter = Meter(3, 4)
     first = Phrase((Note(60, 17, 0.0, 0.5), Note(64, 127, 1.5, 1.5)), bars=2, meter=meter)
