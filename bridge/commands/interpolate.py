@@ -2,10 +2,10 @@
 
 The output is a new file that plays A, then the N interpolated phrases, then B, one after another, each
 `bars` bars long, at A's tempo where its clip starts, in A's meter, on the channel and program of A's
-first note. A and B are read (every pitched track, merged) from the bar that holds their first note,
-in that bar's meter; their velocities carry over into the morph.
-Also home of the MusicVAE options and loader `sample` uses; the
-MIDI files are read and written by musebridge.midi_files.
+first note. A and B are read (every pitched track merged, or the --track ones) from the bar that
+holds their first note, in that bar's meter; their velocities carry over into the morph.
+Also home of the MusicVAE options and loader `sample` uses; the MIDI files are read and written by
+musebridge.midi_files.
 """
 
 from __future__ import annotations
@@ -30,6 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("clip_a", type=Path, metavar="A.mid")
     parser.add_argument("clip_b", type=Path, metavar="B.mid")
+    parser.add_argument(
+        "--track", action="append", metavar="N|NAME",
+        help="the track of A and of B to read, by number (1 = the first in the file) or name; repeatable "
+        "(default: every track with pitched notes, merged)",
+    )
     parser.add_argument("--steps", type=int, default=5, help="phrases between A and B (default 5)")
     parser.add_argument("--bars", type=int, default=2, choices=(2, 4), help="bars per phrase (default 2)")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.mid")
@@ -69,9 +74,9 @@ def load_vae(args: argparse.Namespace):
 def run_interpolate(args: argparse.Namespace) -> int:
     if args.steps < 1 or args.steps > 256:
         raise UserError(f"--steps must be 1..256, got {args.steps}")
-    a = read_midi_clip(args.clip_a, args.bars)
+    a = read_midi_clip(args.clip_a, args.bars, args.track)
     clip_a = a.phrase
-    clip_b = read_midi_clip(args.clip_b, args.bars).phrase
+    clip_b = read_midi_clip(args.clip_b, args.bars, args.track).phrase
     if clip_b.meter != clip_a.meter:
         clip_b = Phrase(clip_b.notes, clip_b.bars, clip_a.meter)
     vae = load_vae(args)

@@ -208,3 +208,21 @@ def test_interpolation_timing_helper() -> None:
     timing = time_interpolation(MusicVAEPhraseModel(toy_model()), steps=8, repeats=3, warmup=1)
     assert timing["steps"] == 8 and timing["repeats"] == 3
     assert 0 < timing["p50_ms"] <= timing["max_ms"]
+
+
+def test_interpolate_reads_the_track_asked_for(checkpoint, tmp_path) -> None:
+    """--track picks the part of A and B the morph starts and ends on (default: every pitched track)."""
+    from smf_builders import TPB, conductor, notes_track, smf
+
+    low = [(48 + i, 80, i * TPB, (i + 1) * TPB) for i in range(8)]
+    high = [(72 + i, 80, i * TPB, (i + 1) * TPB) for i in range(8)]
+    source = tmp_path / "two.mid"
+    tracks = [conductor(), notes_track(low, 0, None, "Bass"), notes_track(high, 1, None, "Lead")]
+    source.write_bytes(smf(tracks))
+    out = tmp_path / "out.mid"
+    args = ["interpolate", str(source), str(source), "--steps", "1", "-o", str(out)]
+    assert main([*args, "--checkpoint", str(checkpoint), "--track", "Lead"]) == 0
+    notes = pretty_midi.PrettyMIDI(str(out)).instruments[0].notes
+    first_bars = [n.pitch for n in notes if n.start < 4.0 - 1e-6]
+    assert first_bars == [72 + i for i in range(8)]  # A is the lead alone
+    assert main([*args, "--checkpoint", str(checkpoint), "--track", "Drums"]) == 2
