@@ -109,6 +109,8 @@ def run_continue(args: argparse.Namespace) -> int:
 
 def register_train(models: argparse._SubParsersAction) -> None:
     """Adds `musebridge train continue` to the subparsers of `musebridge train`."""
+    from musebridge.commands.train import add_trainer_arguments
+
     parser = models.add_parser(
         "continue",
         help="WaveNet or C-RNN-GAN continuation model on the cached dataset",
@@ -141,6 +143,8 @@ def register_train(models: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--pretrain-steps", type=int, default=1000, help="crnngan: MSE pretraining steps")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
+    add_trainer_arguments(parser)
     parser.set_defaults(handler=_run_train)
 
 

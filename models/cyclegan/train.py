@@ -13,9 +13,6 @@ cyclegan_<a>_<b>.pt / .yaml and genre_classifier_<a>_<b>.pt / .yaml (the model c
 from __future__ import annotations
 
 import argparse
-import itertools
-import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,215 +21,10 @@ import numpy as np
 import torch
 
 from musebridge.core.music import Meter
-from musebridge.models.cyclegan.model import (
-    CycleGAN,
-    CycleGANConfig,
-    ImagePool,
-    get_config,
-    half_normal_noise,
-    least_squares,
-    save_cyclegan,
-)
+from musebridge.models.cyclegan.family import CycleGANTrainer, GeneratorAverage, train_cyclegan
+from musebridge.models.cyclegan.model import CycleGAN, CycleGANConfig, get_config, save_cyclegan
 
-
-class CycleGANTrainer:
-    """One optimisation step at a time: generators first, then all discriminators (fakes from the pool)."""
-
-    def __init__(self, model: CycleGAN, total_steps: int, decay_from: float = 0.5, seed: int = 0):
-        cfg = model.config
-        self.model = model
-        self.config = cfg
-        betas = (cfg.beta1, 0.999)
-        g_params = itertools.chain(*(m.parameters() for m in model.generators()))
-        d_params = itertools.chain(*(m.parameters() for m in model.discriminators()))
-        self.optimiser_g = torch.optim.Adam(g_params, lr=cfg.learning_rate, betas=betas)
-        self.optimiser_d = torch.optim.Adam(d_params, lr=cfg.learning_rate, betas=betas)
-        decay_start = int(total_steps * decay_from)
-
-        def factor(step: int) -> float:  # constant, then linear decay to 0 (the paper's schedule)
-            if step < decay_start:
-                return 1.0
-            return max(0.0, (total_steps - step) / max(1, total_steps - decay_start))
-
-        self.schedules = [
-            torch.optim.lr_scheduler.LambdaLR(self.optimiser_g, factor),
-            torch.optim.lr_scheduler.LambdaLR(self.optimiser_d, factor),
-        ]
-        self.pool_a = ImagePool(cfg.pool_size, random.Random(seed))
-        self.pool_b = ImagePool(cfg.pool_size, random.Random(seed + 1))
-        self.noise = torch.Generator().manual_seed(seed + 2)
-        self.steps_done = 0
-
-    def _noisy(self, roll: torch.Tensor) -> torch.Tensor:
-        return roll + half_normal_noise(roll, self.config.sigma_d, self.noise)
-
-    def _set_discriminators_trainable(self, trainable: bool) -> None:
-        for module in self.model.discriminators():
-            module.requires_grad_(trainable)
-
-    def step(
-        self, real_a: torch.Tensor, real_b: torch.Tensor, mixed: torch.Tensor | None = None
-    ) -> dict[str, float]:
-        """One step on batches (B, 1, T, P) of A, B and the mixed set M; returns the losses."""
-        m, cfg = self.model, self.config
-        self.model.train()
-        # Generators: adversarial (LSGAN) + cycle L1 (+ extra discriminators, as the paper's text says).
-        self._set_discriminators_trainable(False)
-        fake_b = m.generator_ab(real_a)
-        cycle_a = m.generator_ba(fake_b)
-        fake_a = m.generator_ba(real_b)
-        cycle_b = m.generator_ab(fake_a)
-        adversarial = least_squares(m.discriminator_b(self._noisy(fake_b)), 1.0) + least_squares(
-            m.discriminator_a(self._noisy(fake_a)), 1.0
-        )
-        cycle = cfg.cycle_weight * (
-            torch.mean(torch.abs(cycle_a - real_a)) + torch.mean(torch.abs(cycle_b - real_b))
-        )
-        g_loss = adversarial + cycle
-        mixed_adversarial = torch.zeros(())
-        if m.uses_mixed and cfg.mixed_generator_loss:
-            mixed_adversarial = cfg.mixed_weight * (
-                least_squares(m.discriminator_b_mixed(self._noisy(fake_b)), 1.0)
-                + least_squares(m.discriminator_a_mixed(self._noisy(fake_a)), 1.0)
-            )
-            g_loss = g_loss + mixed_adversarial
-        self.optimiser_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        self.optimiser_g.step()
-
-        # Discriminators: real -> 1, pooled fakes -> 0; the extra ones take M as real.
-        self._set_discriminators_trainable(True)
-        pooled_a = self.pool_a.query(fake_a.detach())
-        pooled_b = self.pool_b.query(fake_b.detach())
-        d_loss = self._d_loss(m.discriminator_a, real_a, pooled_a) + self._d_loss(
-            m.discriminator_b, real_b, pooled_b
-        )
-        d_mixed = torch.zeros(())
-        if m.uses_mixed:
-            if mixed is None:
-                raise ValueError("this CycleGAN has extra discriminators: pass a mixed batch")
-            d_mixed = cfg.mixed_weight * (
-                self._d_loss(m.discriminator_a_mixed, mixed, pooled_a)
-                + self._d_loss(m.discriminator_b_mixed, mixed, pooled_b)
-            )
-        self.optimiser_d.zero_grad(set_to_none=True)
-        (d_loss + d_mixed).backward()
-        self.optimiser_d.step()
-        for schedule in self.schedules:
-            schedule.step()
-        self.steps_done += 1
-        return {
-            "g_adversarial": adversarial.item(),
-            "g_cycle": cycle.item(),
-            "g_mixed": mixed_adversarial.item(),
-            "d": d_loss.item(),
-            "d_mixed": d_mixed.item(),
-        }
-
-    def _d_loss(self, discriminator: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        real_loss = least_squares(discriminator(self._noisy(real)), 1.0)
-        fake_loss = least_squares(discriminator(self._noisy(fake)), 0.0)
-        return 0.5 * (real_loss + fake_loss)
-
-
-class GeneratorAverage:
-    """Exponential moving average of both generators' weights (not in the paper; a GAN stabiliser).
-
-    Checkpoints 100 steps apart swing widely in transfer strength; an average of the recent weights
-    (Polyak averaging, Yazici et al. 2019) follows the trajectory without its oscillation. The decay
-    warms up as min(decay, (1 + step) / (10 + step)) so the first steps do not pin it to the init.
-    """
-
-    def __init__(self, model: CycleGAN, decay: float):
-        if not 0.0 < decay < 1.0:
-            raise ValueError(f"EMA decay must be in (0, 1), got {decay}")
-        self.decay = decay
-        self.model = model
-        self.shadow = {name: self._state(name) for name in ("generator_ab", "generator_ba")}
-        self.updates = 0
-
-    def _state(self, name: str) -> dict[str, torch.Tensor]:
-        return {k: v.detach().clone() for k, v in getattr(self.model, name).state_dict().items()}
-
-    @torch.no_grad()
-    def update(self) -> None:
-        """Blend the live generator weights into the average (call after each optimiser step)."""
-        self.updates += 1
-        decay = min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
-        for name, shadow in self.shadow.items():
-            for key, value in getattr(self.model, name).state_dict().items():
-                if value.dtype.is_floating_point:
-                    shadow[key].mul_(decay).add_(value.detach(), alpha=1.0 - decay)
-                else:
-                    shadow[key].copy_(value)
-
-    def swap(self) -> None:
-        """Exchange the live and the averaged generator weights (call twice to undo)."""
-        for name, shadow in self.shadow.items():
-            live = self._state(name)
-            getattr(self.model, name).load_state_dict(shadow)
-            self.shadow[name] = live
-
-
-def _batch(rolls: np.ndarray, index: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(rolls[index].astype(np.float32)).unsqueeze(1)  # (B, 1, T, P)
-
-
-def train_cyclegan(
-    model: CycleGAN,
-    train_a: np.ndarray,
-    train_b: np.ndarray,
-    steps: int,
-    seed: int = 0,
-    log: Callable[[str], None] = print,
-    log_every: int = 50,
-    checkpoint: Callable[[int], None] | None = None,
-    checkpoint_every: int = 0,
-    ema_decay: float = 0.0,
-    mixed: np.ndarray | None = None,
-) -> dict[str, float]:
-    """Train for `steps` batches on rolls (N, T, P) of A and B (balanced by the caller).
-
-    The mixed set M of the extra discriminators is `mixed` when given (the "full" model: A, B and
-    other genres), else A u B (the "partial" model).
-
-    With `ema_decay` > 0 the checkpoints and the returned model hold the moving average of the
-    generator weights (GeneratorAverage), not the last weights. Returns the mean losses of the last
-    `log_every` steps.
-    """
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    trainer = CycleGANTrainer(model, steps, seed=seed)
-    average = GeneratorAverage(model, ema_decay) if ema_decay > 0 else None
-    if mixed is None:
-        mixed = np.concatenate([train_a, train_b])
-    size = model.config.batch_size
-    recent: list[dict[str, float]] = []
-    began = time.perf_counter()
-    for step in range(1, steps + 1):
-        batch_a = _batch(train_a, rng.integers(0, len(train_a), size))
-        batch_b = _batch(train_b, rng.integers(0, len(train_b), size))
-        batch_m = _batch(mixed, rng.integers(0, len(mixed), size)) if model.uses_mixed else None
-        recent = (recent + [trainer.step(batch_a, batch_b, batch_m)])[-log_every:]
-        if average is not None:
-            average.update()
-        if step % log_every == 0 or step == steps:
-            means = {k: float(np.mean([r[k] for r in recent])) for k in recent[0]}
-            rate = step / (time.perf_counter() - began)
-            log(
-                f"step {step}/{steps} ({rate:.2f} steps/s) "
-                + " ".join(f"{k} {v:.4f}" for k, v in means.items())
-            )
-        if checkpoint is not None and checkpoint_every and step % checkpoint_every == 0:
-            if average is not None:
-                average.swap()  # save the averaged generators, then train on with the live ones
-            checkpoint(step)
-            if average is not None:
-                average.swap()
-    if average is not None:
-        average.swap()  # the trained model is the averaged one
-    model.eval()
-    return {k: float(np.mean([r[k] for r in recent])) for k in recent[0]} if recent else {}
+__all__ = ["CycleGANTrainer", "GeneratorAverage", "PhraseSets", "balance", "load_pair", "train_cyclegan"]
 
 
 # ---------------------------------------------------------------- data
@@ -379,7 +171,9 @@ def run(args: argparse.Namespace) -> int:
     import shlex
     import sys
 
+    from musebridge.commands.train import start_training_job
     from musebridge.errors import UserError
+    from musebridge.models.training import end_job
 
     _check_args(args)
     torch.set_num_threads(max(1, args.threads))
@@ -405,14 +199,17 @@ def run(args: argparse.Namespace) -> int:
             f"too few 4-bar phrases to train: {len(sets.train_a)} {genre_a}, {len(sets.train_b)} {genre_b}"
         )
     command = "musebridge " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    job = start_training_job(getattr(args, "device", "cpu"))
     out = args.output_dir.expanduser()
-    out.mkdir(parents=True, exist_ok=True)
+    if job.is_main:
+        out.mkdir(parents=True, exist_ok=True)
     stem = f"{genre_a}_{genre_b}"
     data_card = _data_card(sets, len(train_a))
-    print(f"pair {genre_a} <-> {genre_b}: {len(train_a)} train phrases each (balanced)")
+    say = print if job.is_main else (lambda *_a, **_k: None)
+    say(f"pair {genre_a} <-> {genre_b}: {len(train_a)} train phrases each (balanced)")
 
     classifier_path = out / f"genre_classifier_{stem}.pt"
-    if not args.skip_classifier:
+    if not args.skip_classifier and job.is_main:  # the other ranks wait for rank 0 in the CycleGAN's DDP
         from musebridge.models.judges.classifier import GenreClassifier, save_classifier, train_classifier
 
         classifier = GenreClassifier()
@@ -454,18 +251,21 @@ def run(args: argparse.Namespace) -> int:
 
     mixed, mixed_card = None, {"mixed_set": f"{genre_a} u {genre_b} (balanced)"}
     if config.kind == "full":
-        mixed, mixed_card = _full_mixed_set(args, train_a, train_b, rng)
-    losses = train_cyclegan(
-        model,
-        train_a,
-        train_b,
-        args.steps,
-        args.seed,
-        checkpoint=save,
-        checkpoint_every=args.checkpoint_every,
-        ema_decay=ema_decay,
-        mixed=mixed,
-    )
+        mixed, mixed_card = _full_mixed_set(args, train_a, train_b, rng, say)
+    run_dir = getattr(args, "run_dir", None) or Path("runs") / f"transfer-{stem}"
+    try:
+        losses = train_cyclegan(
+            model, train_a, train_b, args.steps, args.seed, log=say, checkpoint=save,
+            checkpoint_every=args.checkpoint_every, ema_decay=ema_decay, mixed=mixed, out_dir=run_dir,
+            resume=getattr(args, "resume", False), device=getattr(args, "device", "cpu"),
+            precision=getattr(args, "precision", "auto"), job=job,
+        )
+    except ValueError as error:
+        raise UserError(str(error)) from error
+    finally:
+        end_job(job)
+    if not job.is_main:  # rank 0 alone writes the checkpoint and its card
+        return 0
     save(args.steps)
     write_card(
         path.with_suffix(".yaml"),
@@ -479,6 +279,7 @@ def run(args: argparse.Namespace) -> int:
             "steps": args.steps,
             "generator_ema_decay": ema_decay,
             "command": command,
+            "processes": job.world_size,  # torchrun ranks; the global batch is the config's on any count
             "final_losses": losses,
             "metrics": "not measured yet: run `musebridge eval transfer` on the test split",
         },
@@ -488,7 +289,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _full_mixed_set(
-    args: argparse.Namespace, train_a: np.ndarray, train_b: np.ndarray, rng: np.random.Generator
+    args: argparse.Namespace, train_a: np.ndarray, train_b: np.ndarray, rng: np.random.Generator,
+    say: Callable[[str], None] = print,
 ) -> tuple[np.ndarray, dict]:
     """The "full" model's mixed set: the balanced pair plus as many train phrases of each other genre."""
     from musebridge.errors import UserError
@@ -507,7 +309,7 @@ def _full_mixed_set(
         pick = np.sort(rng.choice(len(rolls), min(len(rolls), len(train_a)), replace=False))
         parts.append(rolls[pick])
         counts[genre] = len(pick)
-    print("mixed set (full): " + ", ".join(f"{g} {n}" for g, n in counts.items()))
+    say("mixed set (full): " + ", ".join(f"{g} {n}" for g, n in counts.items()))
     return np.concatenate(parts), {"mixed_set": "full: " + " u ".join(counts), "mixed_phrases": counts}
 
 

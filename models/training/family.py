@@ -22,16 +22,20 @@ from musebridge.models.training.records import plot_history
 
 
 class Method(torch.nn.Module):
-    """Calls one named method of a model through forward(), so that DDP's hooks see it (DDP only
-    synchronises gradients of what ran through its forward). State dict keys gain a `model.` prefix."""
+    """Calls one named method of a model (or `call(model, ...)`) through forward(), so that DDP's hooks
+    see it: DDP synchronises the gradients of what ran through its forward. Give each set of parameters
+    one wrapper (two DDP wrappers of the same parameters would both reduce them), and follow each
+    forward by at most one backward. State dict keys gain a `model.` prefix."""
 
-    def __init__(self, model: torch.nn.Module, name: str):
+    def __init__(self, model: torch.nn.Module, call: str | Callable[..., Any]):
         super().__init__()
         self.model = model
-        self.name = name
+        self.call = call
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        return getattr(self.model, self.name)(*args, **kwargs)
+        if callable(self.call):
+            return self.call(self.model, *args, **kwargs)
+        return getattr(self.model, self.call)(*args, **kwargs)
 
 
 class StepContext:

@@ -227,6 +227,7 @@ def _best(early: _EarlyStop) -> dict[str, Any]:
 def _checkpoint(family: Family, early: _EarlyStop, job: Job, out: Path, step: int, history: list) -> None:
     """run.pt (rank 0 writes; every rank's random states gathered into it), curves, the family's hook."""
     rng_states = job.gather_objects(global_rng_state(job.device))
+    family_states = job.gather_objects(family.state_dict())  # per rank: image pools, noise streams...
     if not job.is_main:
         return
     save_run(out / RUN_CHECKPOINT, {
@@ -237,7 +238,7 @@ def _checkpoint(family: Family, early: _EarlyStop, job: Job, out: Path, step: in
         "modules": {k: m.state_dict() for k, m in family.modules.items()},
         "optimizers": {k: o.state_dict() for k, o in family.optimizers.items()},
         "schedulers": {k: s.state_dict() for k, s in family.schedulers.items()},
-        "family_state": family.state_dict(),
+        "family_state": family_states,
         "early_stop": early.state(),
         "rng": rng_states,
     })
@@ -252,11 +253,11 @@ def _restore(family: Family, early: _EarlyStop, saved: dict[str, Any], job: Job)
         optimizer.load_state_dict(saved["optimizers"][key])
     for key, scheduler in family.schedulers.items():
         scheduler.load_state_dict(saved["schedulers"][key])
-    family.load_state_dict(saved["family_state"])
     early.load(saved["early_stop"])
-    states = saved["rng"]
-    # the same world size resumes every rank's streams; another one keeps rank 0's (best effort)
-    set_global_rng_state(states[job.rank] if len(states) == job.world_size else states[0], job.device)
+    # the same world size resumes every rank's streams; another one gives every rank rank 0's
+    same = len(saved["rng"]) == job.world_size
+    family.load_state_dict(saved["family_state"][job.rank if same else 0])
+    set_global_rng_state(saved["rng"][job.rank if same else 0], job.device)
     return int(saved["step"]), list(saved["history"])
 
 

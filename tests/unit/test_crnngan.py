@@ -138,3 +138,18 @@ def test_checkpoint_round_trip_weights_only(tmp_path) -> None:
         model.continue_tones(call, 4, seed=2)[0], loaded.continue_tones(call, 4, seed=2)[0]
     )
     assert CRNNGANConfig.paper().generator_size == 350
+
+
+def test_resume_across_the_pretraining_boundary_equals_a_straight_run(tmp_path) -> None:
+    data = synthetic_steps(32, 8, seed=0)
+
+    def options(steps: int) -> ContinueTrainOptions:
+        return ContinueTrainOptions(steps=steps, pretrain_steps=6, min_length=4, batch_size=8, log_every=2,
+                                    valid_every=4, checkpoint_every=4, device="cpu")
+
+    straight = train_crnngan(TOY, options(12), data, data[:8], tmp_path / "a", progress=False)
+    train_crnngan(TOY, options(4), data, data[:8], tmp_path / "b", progress=False)
+    resumed = train_crnngan(TOY, options(12), data, data[:8], tmp_path / "b", resume=True, progress=False)
+    for key, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+    assert resumed.history[-1]["d_loss"] == straight.history[-1]["d_loss"]

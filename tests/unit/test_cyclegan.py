@@ -275,3 +275,30 @@ def test_train_cyclegan_feeds_the_given_mixed_set_to_the_extra_discriminators() 
         weights[name] = next(iter(model.discriminator_a_mixed.parameters())).detach().clone()
     assert torch.equal(weights["partial"], weights["explicit A u B"])  # default M = A u B
     assert not torch.equal(weights["partial"], weights["full"])
+
+
+def test_train_cyclegan_resumes_exactly_after_an_interruption(tmp_path) -> None:
+    """Pools, noise, EMA, schedules and the batch stream come back from run.pt: the same weights."""
+    a = sparse_rolls(8, 3).squeeze(1).numpy().astype(np.uint8)
+    b = sparse_rolls(8, 4).squeeze(1).numpy().astype(np.uint8)
+    config = CycleGANConfig(**{**TOY.to_dict(), "pool_size": 3})
+
+    def run(folder, resume=False, stop_at=0):
+        torch.manual_seed(123)
+        model = CycleGAN(config)
+
+        def checkpoint(step: int) -> None:
+            if step == stop_at:
+                raise KeyboardInterrupt  # a kill right after run.pt of this step was written
+
+        train_cyclegan(model, a, b, steps=6, seed=5, log=lambda _m: None, checkpoint=checkpoint,
+                       checkpoint_every=3, ema_decay=0.5, out_dir=folder, resume=resume)
+        return model.state_dict()
+
+    straight = run(tmp_path / "a")
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "b", stop_at=3)
+    resumed = run(tmp_path / "b", resume=True)
+    for key, value in straight.items():
+        assert torch.equal(value, resumed[key]), key
+    assert (tmp_path / "b" / "train_log.json").exists() and (tmp_path / "b" / "train_curves.png").exists()
