@@ -271,7 +271,7 @@
 					"id": "obj-js",
 					"maxclass": "newobj",
 					"numinlets": 1,
-					"numoutlets": 6,
+					"numoutlets": 7,
 					"patching_rect": [
 						30.0,
 						400.0,
@@ -280,6 +280,7 @@
 					],
 					"text": "js musebridge.js",
 					"outlettype": [
+						"",
 						"",
 						"",
 						"",
@@ -2040,6 +2041,18 @@
 					"source": [
 						"obj-js",
 						4
+					]
+				}
+			},
+			{
+				"patchline": {
+					"destination": [
+						"obj-genre",
+						0
+					],
+					"source": [
+						"obj-js",
+						6
 					]
 				}
 			},

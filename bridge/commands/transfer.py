@@ -1,7 +1,8 @@
 """`musebridge transfer in.mid --to celtic -o out.mid`: genre transfer of a whole MIDI file, offline.
 
 The chosen tracks (`--track`, default every pitched track, merged) are cut into phrases that follow
-the file's meter changes; the CycleGAN re-voices each in the target genre (velocities from the input
+the file's meter changes; the CycleGAN (or, with `--model umt`, the universal translator, from any genre
+into any of its genres) re-voices each in the target genre (velocities from the input
 notes), and the result replaces the chosen notes: each output note on the track, channel and program
 of the input note nearest to it. Every other track (drums included), the tempo map and the meters are
 kept as they were (musebridge.midi_files). The output is written to a temporary file and renamed, so
@@ -33,7 +34,7 @@ CONFIG_NAMES = ("brunner2018", "cpu_small")
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "transfer",
-        help="re-voice a MIDI file in another genre (CycleGAN, Brunner et al. 2018)",
+        help="re-voice a MIDI file in another genre (CycleGAN, Brunner 2018; --model umt: Mor 2019)",
         description="Cut the chosen tracks into phrases (following the file's meter changes), transfer "
         "each toward --to with the CycleGAN, and write the file back with those notes replaced: other "
         "tracks, drums, tempo map and meters are kept as they were.",
@@ -43,7 +44,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--to", required=True, metavar="GENRE", help="target genre, e.g. celtic")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="out.mid")
     parser.add_argument(
-        "--checkpoint", help="cyclegan .pt (default: the shipped ones), or several joined by ','"
+        "--model", default="cyclegan", choices=("cyclegan", "umt"), help="transfer model (default cyclegan)"
+    )
+    parser.add_argument(
+        "--checkpoint", help="cyclegan .pt (default: the shipped ones, several joined by ','), or umt .pt"
     )
     parser.add_argument("--device", default="cpu", help="cpu (default), auto, cuda")
     parser.set_defaults(handler=run_transfer)
@@ -66,9 +70,12 @@ def run_transfer(args: argparse.Namespace) -> int:
     score = open_midi(args.input)
     parts = select_parts(score, args.track)
     runs = phrases_of(score, parts)
-    from musebridge.models.cyclegan.phrase_model import create_transfer_model
     from musebridge.registry import resolve_device
 
+    if args.model == "umt":
+        from musebridge.models.umt.phrase_model import create_umt_model as create_transfer_model
+    else:
+        from musebridge.models.cyclegan.phrase_model import create_transfer_model
     model = create_transfer_model(resolve_device(args.device), {"checkpoint": args.checkpoint or ""})
     genre = args.to.strip().lower()
     if genre not in model.genres:

@@ -56,7 +56,8 @@ class OscControl:
         key = (str(sender[0]), int(sender[1]))
         self._clients.pop(key, None)  # re-inserted last: the host's latest registration
         self._clients[key] = target
-        out: list[Action] = [SendOsc("/musebridge/welcome", (__version__,), target)]
+        out: list[Action] = [SendOsc("/musebridge/welcome", (__version__,), target),
+                             SendOsc("/musebridge/genres", tuple(self._preset.genres), target)]
         # The new client learns every track's current state (later changes reach all clients).
         self._states(time)
         for track_id in sorted(self._tracks):
@@ -69,14 +70,15 @@ class OscControl:
         return [SendOsc("/musebridge/pong", (), self._reply_target(sender))]
 
     def _osc_status(self, args: tuple, sender: Sender, time: float) -> list[Action]:
-        """The daemon's status and the MIDI ports' state, then one /musebridge/status/track per
-        track asked (none: all)."""
+        """The daemon's status, the MIDI ports' state and the accepted genres, then one
+        /musebridge/status/track per track asked (none: all)."""
         target = self._reply_target(sender)
         changes = self._states(time)  # the states reported are the current ones
         tracks = [int(t) for t in args] or sorted(self._tracks)
         unknown = [t for t in tracks if t not in self._tracks]
         out: list[Action] = [SendOsc("/musebridge/status", self.status(time).osc_args(), target),
-                             SendOsc("/musebridge/midi", self.midi_state, target)]
+                             SendOsc("/musebridge/midi", self.midi_state, target),
+                             SendOsc("/musebridge/genres", tuple(self._preset.genres), target)]
         out += [SendOsc("/musebridge/status/track", self.track_status(t), target)
                 for t in dict.fromkeys(tracks) if t in self._tracks]
         if unknown:
@@ -332,7 +334,8 @@ class OscControl:
                     raise ValueError(f"preset {preset.name!r}: track {track_id} is in transfer mode "
                                      "with no genre, and the preset lists none")
         self._preset = preset
-        out: list[Action] = [ClearOutput(None), *self._to_clients("/musebridge/out/panic", ())]
+        out: list[Action] = [ClearOutput(None), *self._to_clients("/musebridge/out/panic", ()),
+                             *self._to_clients("/musebridge/genres", tuple(preset.genres))]
         beat = self._map.beat_at(time)
         if self._grid.meter_at(beat) != preset.meter:
             self._grid.change_meter(preset.meter, beat)

@@ -78,8 +78,10 @@ def feature_judge(judge) -> Judge:
     return Judge("features", tuple(judge.genres), judge.logits)
 
 
-def umt_translator(model: UniversalTranslator, batch_size: int = 64, threshold: float = 0.5) -> Translate:
-    """Greedy batched translation with the model's cached generation."""
+def umt_translator(
+    model: UniversalTranslator, batch_size: int = 64, threshold: float | None = None
+) -> Translate:
+    """Greedy batched translation with the model's cached generation (threshold: the model's own)."""
 
     def translate(rolls: np.ndarray, _source: str, genre: str) -> np.ndarray:
         out = [
@@ -280,7 +282,7 @@ def build_report(args, model: UniversalTranslator, progress: Callable[[str], Non
         "split": split,
         "phrases": {g: int(len(r)) for g, r in test.items()},
         "judge_accuracy": {j.name: j.accuracy(test) for j in judges},
-        "threshold": 0.5,
+        "threshold": model.threshold,
     }
     progress("judges: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in report["judge_accuracy"].items()))
     report["directions"] = evaluate_pairs(umt_translator(model), judges, test, progress=progress)

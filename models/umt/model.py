@@ -264,6 +264,8 @@ class UniversalTranslator(nn.Module):
         self.classifier = DomainClassifier(
             config.latent_dim, config.classifier_channels, config.classifier_genres
         )
+        # p >= threshold sounds a note in greedy generation; chosen on valid after training (train.py)
+        self.threshold = 0.5
 
     @property
     def genres(self) -> tuple[str, ...]:
@@ -293,16 +295,17 @@ class UniversalTranslator(nn.Module):
         self,
         roll: torch.Tensor,
         genre: str,
-        threshold: float = 0.5,
+        threshold: float | None = None,
         temperature: float = 0.0,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Rolls [B, 64, 84] re-voiced by the decoder of `genre`: bool [B, 64, 84] (cached generation).
 
-        temperature 0: a note sounds where p >= threshold (deterministic); > 0: sampled from
-        Bernoulli(sigmoid(logit / temperature)).
+        temperature 0: a note sounds where p >= threshold (deterministic; default self.threshold);
+        > 0: sampled from Bernoulli(sigmoid(logit / temperature)).
         """
         decoder = self.decoder(genre)
+        threshold = self.threshold if threshold is None else threshold
         return generate(decoder, self.encode(roll.float()), threshold, temperature, generator)
 
 
@@ -415,6 +418,7 @@ def checkpoint_dict(model: UniversalTranslator, extra: dict | None = None) -> di
         "config": model.config.to_dict(),
         "encoding": ENCODING_NAME,
         "genres": list(model.genres),
+        "threshold": float(model.threshold),
         "state_dict": model.state_dict(),
         **(extra or {}),
     }
@@ -442,6 +446,7 @@ def load_umt(path, device: str | torch.device = "cpu") -> tuple[UniversalTransla
     config = UMTConfig.from_dict(payload["config"])
     model = UniversalTranslator(config)
     model.load_state_dict(payload["state_dict"])
+    model.threshold = float(payload.get("threshold", 0.5))
     model.to(device).eval()
-    extra = {k: v for k, v in payload.items() if k not in ("format", "config", "state_dict")}
+    extra = {k: v for k, v in payload.items() if k not in ("format", "config", "state_dict", "threshold")}
     return model, extra

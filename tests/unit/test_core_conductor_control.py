@@ -75,6 +75,21 @@ def test_mode_genre_bars_and_preset_loading() -> None:
     assert [a.model for a in h.of(PrepareModel)] == ["transpose", "transpose", "blend"]
 
 
+def test_the_accepted_genres_are_reported_on_hello_status_and_preset_load() -> None:
+    universal = dataclasses.replace(preset("transfer"), genres=("folk", "chorale", "jazz"))
+    h = Harness(preset("thru"), preset_loader=lambda name: universal)
+    h.osc(0.0, "/musebridge/hello", 50001, sender=("127.0.0.1", 40000))
+    first = h.osc_sent("/musebridge/genres")
+    assert [(a.args, a.target) for a in first] == [(h.c.preset.genres, ("127.0.0.1", 50001))]
+    h.osc(0.1, "/musebridge/preset", "universal")
+    assert h.osc_sent("/musebridge/genres")[-1].args == ("folk", "chorale", "jazz")  # every client told
+    h.osc(0.2, "/musebridge/genre", 1, "jazz")  # a genre only this preset lists is taken
+    assert h.c.track_state(1).settings.genre == "jazz"
+    h.osc(0.3, "/musebridge/status", sender=("127.0.0.1", 40000))
+    assert h.osc_sent("/musebridge/genres")[-1].args == ("folk", "chorale", "jazz")
+    assert len(h.osc_sent("/musebridge/genres")) == 3
+
+
 def _fail(name: str) -> Preset:
     from musebridge.presets import PresetError
 

@@ -622,3 +622,22 @@ def test_an_answer_clip_in_parts_is_joined_and_a_lost_part_drops_it() -> None:
     lost = run([*CONNECT, send("to_clip", 1), first, last], live=LIVE_SET)
     assert lost["tracks"][0]["clip_slots"][1] is None  # nothing written
     assert any("was lost" in line for line in posts(lost))
+
+
+def test_the_genre_menu_shows_the_genres_the_daemon_reports() -> None:
+    """/musebridge/genres replaces the menu's items (live.menu _parameter_range); the menu index then
+    names the daemon's genres, and the current choice is kept where it still exists."""
+    reported = ["celtic", "folk", "chorale", "renaissance", "jazz"]
+    result = run(
+        [
+            *CONNECT,
+            send("genre", 2),  # chorale, from the patcher's initial items
+            send("/musebridge/genres", *reported),
+            send("genre", 4),
+            send("/musebridge/genres", "pop"),  # the choice (jazz) is gone: the first item is shown
+        ]
+    )
+    menu = [e["args"] for e in result["log"] if e["kind"] == "outlet" and e["outlet"] == 6]
+    assert menu == [["_parameter_range", *reported], ["set", 2], ["_parameter_range", "pop"], ["set", 0]]
+    assert [m[2] for m in osc(result, "/musebridge/genre")][-2:] == ["chorale", "jazz"]
+    assert not [p for p in posts(result) if "unknown message" in p or "wrong argument" in p]

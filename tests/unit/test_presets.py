@@ -13,7 +13,7 @@ from musebridge.presets import PresetError, load_preset, parse_preset, preset_na
 
 def test_shipped_presets_load() -> None:
     names = preset_names()
-    for required in ("default", "call-and-response", "genre-transfer", "interpolate"):
+    for required in ("default", "call-and-response", "genre-transfer", "interpolate", "universal-transfer"):
         assert required in names
     for name in names:
         preset = load_preset(name)
@@ -22,6 +22,8 @@ def test_shipped_presets_load() -> None:
     cr = load_preset("call-and-response")
     assert cr.defaults.mode == "continue" and cr.continuation.end_call_cc == 64
     assert load_preset("default").defaults.mode == "thru"
+    universal = load_preset("universal-transfer")
+    assert universal.model_for("transfer") == "umt" and universal.defaults.genre == "chorale"
 
 
 def test_full_schema(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from musebridge.models.umt.model import (
     save_umt,
 )
 from musebridge.models.umt.phrase_model import UMTPhraseModel, create_umt_model
-from musebridge.models.umt.train import UMTTrainer, reconstruction_loss, train_loop
+from musebridge.models.umt.train import UMTTrainer, choose_threshold, reconstruction_loss, train_loop
 
 GENRES = ("folk", "chorale", "celtic")
 
@@ -117,6 +117,9 @@ def test_training_steps_lower_the_reconstruction_loss(bottleneck: str) -> None:
     assert result.steps == 20 and {"reconstruction", "confusion", "classifier_accuracy"} <= set(result.losses)
     assert ("diversity" in result.losses) == (bottleneck == "argmax")
     assert reconstruction_loss(model, train) < 0.7 * before
+    threshold, scores = choose_threshold(model, train, candidates=(0.3, 0.5), per_genre=4)
+    assert threshold in (0.3, 0.5) and set(scores) == {0.3, 0.5}
+    assert scores[threshold] == max(scores.values()) and all(0.0 <= f <= 1.0 for f in scores.values())
 
 
 def test_a_new_genre_trains_only_its_decoder() -> None:

@@ -136,6 +136,16 @@ def test_train_judges_then_umt_then_add_genre_then_eval(toy_dataset, tmp_path, c
     printed = capsys.readouterr().out
     assert "folk->chorale" in printed and "S_min" in printed
 
+    melody = tmp_path / "folk.mid"
+    write_midi(melody, [67, 72, 72, 74, 76, 74, 72, 71] * 4)  # 4 bars of eighths
+    answer = tmp_path / "chorale.mid"
+    transfer = ["transfer", str(melody), "--model", "umt", "--checkpoint", str(umt), "-o"]
+    assert main([*transfer, str(answer), "--to", "chorale"]) == 0 and answer.is_file()
+    capsys.readouterr()
+    assert main([*transfer, str(tmp_path / "no.mid"), "--to", "jazz"]) == 2
+    assert "known: celtic, chorale, folk" in capsys.readouterr().err
+    assert not (tmp_path / "no.mid").exists()
+
     assert main(["train", "umt", "--add-genre", "jazz", "--checkpoint", str(umt)]) == 2
     assert main(["train", "umt", "--genres", "folk", "nowhere", *data, "--config", "tiny"]) == 2
     assert main(["eval", "umt", "--checkpoint", str(tmp_path / "missing.pt")]) == 2
