@@ -40,6 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-jack", action="store_true", help="skip the JACK measurements")
     parser.add_argument("--busy-ms", type=float, default=600.0,
                         help="CPU time the busy model burns per job in the load test (default: 600)")
+    parser.add_argument("--tracks", action="store_true",
+                        help="only the many-tracks table: 1, 4 and 16 tracks in transfer, continue and "
+                        "interpolate modes at 120 and 200 BPM (answered phrases, late jobs, job latency, "
+                        "model cost per track); it also runs as part of the whole bench")
+    parser.add_argument("--no-tracks", action="store_true", help="skip the many-tracks table")
     parser.add_argument("--soak", metavar="MINUTES", type=float, default=None,
                         help="instead: run the daemon that long on a private JACK server at 200 BPM "
                         "under scripted players, mode and preset switches; print memory over time, "
@@ -54,6 +59,8 @@ def _say(line: str) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.soak is not None:
         return _soak(args)
+    if args.tracks:
+        return _tracks_only(args)
     from musebridge.bench.models import interpolation_latency, model_latencies, untimed_send_precision
 
     results: dict[str, Any] = {
@@ -84,6 +91,10 @@ def run(args: argparse.Namespace) -> int:
              f"p99 {lateness['p99_ms']:.3f} ms")
     results["untimed_output"] = precision
     results["jack"] = {"skipped": "--no-jack"} if args.no_jack else _jack_benchmarks(args)
+    if not args.no_tracks:
+        from musebridge.bench.tracks import many_tracks
+
+        results["many_tracks"] = many_tracks(bars=4 if args.quick else 8, say=_say)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2) + "\n")
@@ -196,3 +207,22 @@ def _soak(args: argparse.Namespace) -> int:
 
 def _mb(value: float | None) -> str:
     return "n/a (too short)" if value is None else f"{value:+.1f} MB"
+
+
+def _tracks_only(args: argparse.Namespace) -> int:
+    """`bench --tracks`: the many-tracks table alone (musebridge.bench.tracks)."""
+    from musebridge.bench.tracks import many_tracks
+
+    results: dict[str, Any] = {
+        "command": "musebridge bench --tracks" + (" --quick" if args.quick else ""),
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {_cpu_count()} CPU, load average {_load()}",
+    }
+    _say(f"machine: {results['machine']}")
+    results["many_tracks"] = many_tracks(bars=4 if args.quick else 8, say=_say)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        _say(f"wrote {args.json}")
+    return 0

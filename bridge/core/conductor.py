@@ -636,6 +636,8 @@ class Conductor(OscControl, ContinueControl):
             ts.late += 1
         answer = phrase.clipped()
         notes = tuple(n.shifted(land) for n in answer.notes)
+        if not follow_up or ts.mode != "continue":
+            ts.answered += 1
         land_bar = grid.bar_at(land)
         ts.answer_start = land
         ts.answer_end = max(grid.bar_start(land_bar + answer.bars), land)

@@ -79,6 +79,7 @@ class TrackState:
     generation: int = 0  # bumped when in-flight results become stale (mode change, stop, panic)
     latency_ms: float = -1.0  # the track's last job, submit to result (-1: none yet)
     late: int = 0  # answers of this track that landed on a later bar than asked
+    answered: int = 0  # answers played (loop repetitions not counted)
     state: str = ""  # last state reported
 
     @property

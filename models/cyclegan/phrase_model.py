@@ -61,13 +61,45 @@ class TransferPhraseModel:
 
     def generate(self, request: ModelRequest) -> Phrase:
         """The request's phrase re-voiced in request.genre, request.bars bars long, in its meter."""
+        return self.generate_batch([request])[0]
+
+    def generate_batch(self, requests: Sequence[ModelRequest]) -> list[Phrase]:
+        """Each request's answer (as `generate` gives it), computed with one generator forward pass
+        per target genre for every track's phrases together: rolls (N, 1, 64, 84) in, N = the
+        requests' 4-bar chunks. Raises ValueError for a bad request (the whole batch)."""
+        plans = [self._chunks(request) for request in requests]  # validates every request first
+        by_genre: dict[str, list[tuple[int, int]]] = {}  # genre -> (request index, chunk index)
+        for index, (genre, chunks) in enumerate(plans):
+            by_genre.setdefault(genre, []).extend((index, k) for k in range(len(chunks)))
+        decoded: dict[tuple[int, int], list[Note]] = {}
+        for genre, keys in by_genre.items():
+            if not keys:
+                continue
+            rolls = np.stack([
+                pianoroll.encode_notes(plans[i][1][k][2], requests[i].phrase.meter, plans[i][1][k][1])
+                for i, k in keys
+            ])
+            batch = torch.from_numpy(rolls.astype(np.float32)).unsqueeze(1).to(self.device)  # (N, 1, 64, 84)
+            transferred = self._run(self._generators[genre], batch)  # (N, 64, 84) bool
+            for (i, k), roll in zip(keys, transferred, strict=True):
+                offset, bars, notes = plans[i][1][k]
+                phrase = pianoroll.decode_roll(roll, requests[i].phrase.meter, bars, reference=notes)
+                decoded[(i, k)] = [n.shifted(offset) for n in phrase.notes]
+        answers = []
+        for index, (request, (_genre, chunks)) in enumerate(zip(requests, plans, strict=True)):
+            notes = [n for k in range(len(chunks)) for n in decoded[(index, k)]]
+            answers.append(Phrase(notes=tuple(notes), bars=request.bars, meter=request.phrase.meter).clipped())
+        return answers
+
+    def _chunks(self, request: ModelRequest) -> tuple[str, list[tuple[float, int, list[Note]]]]:
+        """(target genre, [(offset beats, bars, notes relative to offset)]) of a request's roll-sized
+        chunks that hold notes; ValueError for a request this model cannot serve."""
         if request.mode not in self.modes:
             raise ValueError(f"model {self.name!r} serves mode 'transfer', not {request.mode!r}")
         genre = request.genre.strip().lower()
         if not genre:
             raise ValueError(f"transfer needs a target genre (one of: {', '.join(self.genres)})")
-        generator = self._generators.get(genre)
-        if generator is None:
+        if genre not in self._generators:
             raise ValueError(f"no model transfers to genre {genre!r} (known: {', '.join(self.genres)})")
         if request.bars < 1:
             raise ValueError(f"bars must be >= 1, got {request.bars}")
@@ -76,7 +108,7 @@ class TransferPhraseModel:
         if per_roll < 1:
             raise ValueError(f"one bar of {meter} does not fit the model's {pianoroll.ROLL_STEPS}-step roll")
         bar_beats = meter.beats_per_bar
-        chunks: list[tuple[float, int, list[Note]]] = []  # (offset beats, bars, notes relative to offset)
+        chunks: list[tuple[float, int, list[Note]]] = []
         for first_bar in range(0, request.bars, per_roll):
             bars = min(per_roll, request.bars - first_bar)
             offset = first_bar * bar_beats
@@ -87,15 +119,7 @@ class TransferPhraseModel:
             ]
             if notes:
                 chunks.append((offset, bars, notes))
-        out: list[Note] = []
-        if chunks:
-            rolls = np.stack([pianoroll.encode_notes(notes, meter, bars) for _o, bars, notes in chunks])
-            batch = torch.from_numpy(rolls.astype(np.float32)).unsqueeze(1).to(self.device)  # (C, 1, 64, 84)
-            transferred = self._run(generator, batch)  # (C, 64, 84) bool
-            for (offset, bars, notes), roll in zip(chunks, transferred, strict=True):
-                phrase = pianoroll.decode_roll(roll, meter, bars, reference=notes)
-                out += [n.shifted(offset) for n in phrase.notes]
-        return Phrase(notes=tuple(out), bars=request.bars, meter=meter).clipped()
+        return genre, chunks
 
     def _run(self, generator: torch.nn.Module, batch: torch.Tensor) -> np.ndarray:
         """Binarised generator output; on CPU with `threads` intra-op threads (restored afterwards)."""

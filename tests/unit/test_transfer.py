@@ -187,6 +187,27 @@ def test_phrase_model_pads_short_phrases_and_handles_three_four_and_six_eight() 
     assert [(n.pitch, n.start) for n in out.notes] == [(n.pitch, n.start) for n in eight.notes]
 
 
+def test_a_batch_of_tracks_is_one_forward_pass_per_genre_and_answers_as_alone() -> None:
+    """Issue 11: jobs of many tracks due at one bar line run through the generator together."""
+
+    class Counting(OctaveUp):
+        calls: list[int] = []
+
+        def forward(self, roll: torch.Tensor) -> torch.Tensor:
+            Counting.calls.append(roll.shape[0])
+            return super().forward(roll)
+
+    model = TransferPhraseModel([(rigged(Identity(), Counting()), ("folk", "celtic"))])
+    requests = [ModelRequest("transfer", melody(bars=b), b, genre=g)
+                for b, g in ((1, "folk"), (4, "folk"), (8, "celtic"), (2, "folk"))]
+    requests.append(ModelRequest("transfer", Phrase((), 4), 4, genre="folk"))  # silence: no roll
+    alone = [model.generate(r) for r in requests]
+    Counting.calls.clear()
+    together = model.generate_batch(requests)
+    assert together == alone
+    assert Counting.calls == [3]  # the three folk phrases' rolls in one forward pass
+
+
 def test_silence_stays_silent_even_from_a_model_that_invents_notes() -> None:
     model = TransferPhraseModel([(rigged(Constant(), Constant()), ("folk", "celtic"))])
     out = model.generate(ModelRequest("transfer", Phrase((), 4), 4, genre="celtic"))
