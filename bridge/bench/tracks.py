@@ -53,8 +53,9 @@ def _player_events(mode: str, track: int, bars: int, offset: int) -> list[tuple[
             continue  # the answer's bar: the player listens
         base = bar * 4.0
         for beat, pitch in BAR_NOTES:
-            events.append((base + beat, "/musebridge/note_on", (track, pitch + pitch_shift, 100, base + beat)))
-            events.append((base + beat + 0.5, "/musebridge/note_off", (track, pitch + pitch_shift, base + beat + 0.5)))
+            on, off = base + beat, base + beat + 0.5
+            events.append((on, "/musebridge/note_on", (track, pitch + pitch_shift, 100, on)))
+            events.append((off, "/musebridge/note_off", (track, pitch + pitch_shift, off)))
         if mode == "continue":
             events.append((base + 3.6, "/musebridge/end_call", (track,)))
         if mode == "interpolate" and bar % 2 == 1:

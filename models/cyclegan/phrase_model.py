@@ -88,7 +88,8 @@ class TransferPhraseModel:
         answers = []
         for index, (request, (_genre, chunks)) in enumerate(zip(requests, plans, strict=True)):
             notes = [n for k in range(len(chunks)) for n in decoded[(index, k)]]
-            answers.append(Phrase(notes=tuple(notes), bars=request.bars, meter=request.phrase.meter).clipped())
+            answer = Phrase(notes=tuple(notes), bars=request.bars, meter=request.phrase.meter)
+            answers.append(answer.clipped())
         return answers
 
     def _chunks(self, request: ModelRequest) -> tuple[str, list[tuple[float, int, list[Note]]]]:
