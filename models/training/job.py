@@ -119,9 +119,12 @@ class Job:
         return self.device if self.backend == "nccl" else torch.device("cpu")
 
     # -- models ---------------------------------------------------------------------------------------
-    def wrap(self, module: torch.nn.Module, find_unused_parameters: bool = False) -> torch.nn.Module:
+    def wrap(self, module: torch.nn.Module, find_unused_parameters: bool = True) -> torch.nn.Module:
         """The module in DistributedDataParallel on several ranks (rank 0's weights broadcast); as is on one.
 
+        find_unused_parameters is on by default: a model may hold weights its loss never reaches (the
+        WaveNet's last layer has a residual 1x1 convolution whose output no later layer reads), and DDP
+        without it waits for their gradients and fails. It costs one graph walk per forward.
         A module with no trainable parameter is never wrapped (DDP refuses it).
         """
         if not self.distributed or not any(p.requires_grad for p in module.parameters()):

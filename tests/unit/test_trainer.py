@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from trainer_helpers import ToyFamily, free_port, run_rank
+from trainer_helpers import ToyFamily, free_port, run_families, run_rank
 from vae_helpers import tiny_dataset
 
 from musebridge.models.training import TrainerOptions, fit
@@ -81,6 +81,24 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(tmp_path, world) -> Non
     for key, value in straight["weights"].items():
         assert torch.equal(value, resumed["weights"][key]), key
     assert [r["loss"] for r in straight["history"]] == [r["loss"] for r in resumed["history"]]
+
+
+def test_every_family_trains_under_two_processes(tmp_path) -> None:
+    """WaveNet (a weight its loss never reaches), C-RNN-GAN into its GAN phase (D and G wrapped apart, the
+    freeze decision taken alike on both ranks) and a full CycleGAN (EMA, pools): one job, rank 0 writes."""
+    port = free_port()
+    procs = [PROCESSES.Process(target=run_families, args=(rank, 2, port, str(tmp_path))) for rank in range(2)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(120)
+    assert [proc.exitcode for proc in procs] == [0, 0]
+    for name in ("wavenet", "crnngan", "cyclegan"):
+        assert (tmp_path / f"{name}0" / "run.pt").exists() and not (tmp_path / f"{name}1").exists()
+        weights = torch.load(tmp_path / f"{name}.pt", weights_only=True)
+        assert all(torch.isfinite(v).all() for v in weights.values() if v.dtype.is_floating_point)
+    log = json.loads((tmp_path / "crnngan0" / "train_log.json").read_text())["history"]
+    assert "d_loss" in log[-1] and "mse" in log[0]  # pretraining, then the adversarial phase
 
 
 def test_gradient_accumulation_equals_the_whole_batch(tmp_path) -> None:

@@ -95,3 +95,39 @@ def run_rank(rank: int, world: int, port: int, out: str, family_kwargs: dict, op
     saved = {"weights": family.net.state_dict(), "history": result.history}
     torch.save(saved, Path(out) / f"weights{rank}.pt")
     end_job(job)
+
+
+def run_families(rank: int, world: int, port: int, out: str) -> None:
+    """One rank running WaveNet, C-RNN-GAN (into its GAN phase) and a full CycleGAN for a few steps each,
+    in one process group; rank 0 saves each model's weights as out/<family>.pt."""
+    from musebridge.models.continuation.crnngan import CRNNGANConfig
+    from musebridge.models.continuation.data import synthetic_steps, synthetic_tokens
+    from musebridge.models.continuation.train import ContinueTrainOptions, train_crnngan, train_wavenet
+    from musebridge.models.continuation.wavenet import WaveNetConfig
+    from musebridge.models.cyclegan.model import CycleGAN, get_config
+    from musebridge.models.cyclegan.train import train_cyclegan
+
+    torch.set_num_threads(1)
+    os.environ.update(WORLD_SIZE=str(world), RANK=str(rank), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    job = start_job("cpu")
+    folder = Path(out)
+    options = dict(steps=6, batch_size=8, log_every=2, valid_every=3, checkpoint_every=3, device="cpu")
+    tokens = synthetic_tokens(32, 32, 0)
+    wavenet = train_wavenet(WaveNetConfig(residual_channels=8, skip_channels=16, blocks=1),
+                            ContinueTrainOptions(**options), tokens, None, tokens[:8], None,
+                            folder / f"wavenet{rank}", progress=False, job=job)
+    steps = synthetic_steps(32, 8, 0)
+    crnngan = train_crnngan(CRNNGANConfig(generator_size=8, discriminator_size=8),
+                            ContinueTrainOptions(**options, pretrain_steps=2, min_length=4), steps, steps[:8],
+                            folder / f"crnngan{rank}", progress=False, job=job)
+    torch.manual_seed(0)
+    cyclegan = CycleGAN(get_config("cpu_small", kind="full", batch_size=4, pool_size=2))
+    rng = np.random.default_rng(0)
+    rolls = [(rng.random((8, 64, 84)) < p).astype(np.uint8) for p in (0.03, 0.06, 0.1)]
+    train_cyclegan(cyclegan, rolls[0], rolls[1], steps=3, seed=1, log=lambda _m: None, ema_decay=0.5,
+                   mixed=rolls[2], out_dir=folder / f"cyclegan{rank}", job=job)
+    if rank == 0:
+        for name, model in (("wavenet", wavenet.model), ("crnngan", crnngan.model), ("cyclegan", cyclegan)):
+            torch.save(model.state_dict(), folder / f"{name}.pt")
+    end_job(job)
