@@ -204,12 +204,50 @@ class ContinuePhraseModel:
                 return self._answer_wavenet(request)
             return self._answer_crnngan(request)
 
+    def generate_batch(self, requests: Sequence[ModelRequest]) -> list[Phrase]:
+        """Each request's answer: WaveNet answers whose calls have the same length in tokens (and the
+        same answer length, meter grid, temperature and genre) are generated together, one
+        autoregressive pass for the group ([B, steps] tokens), drawing with one generator seeded by
+        the group's first request (so an answer is a draw from the same distribution as alone, not
+        the same draw). C-RNN-GAN answers run one by one. ValueError for a bad request."""
+        for request in requests:
+            _check_request(request)
+        if self.kind != "wavenet" or len(requests) < 2:
+            return [self.generate(request) for request in requests]
+        inputs = [self._wavenet_input(request) for request in requests]
+        groups: dict[tuple, list[int]] = {}
+        for index, (tokens, steps, steps_per_bar, request) in enumerate(inputs):
+            key = (len(tokens), steps, steps_per_bar, request.temperature, request.genre)
+            groups.setdefault(key, []).append(index)
+        answers: list[Phrase | None] = [None] * len(requests)
+        model: wavenet_module.MelodyWaveNet = self.model
+        with cpu_threads(self.device, 1 if self.single_thread else 0):
+            for (_length, steps, steps_per_bar, temperature, genre), indices in groups.items():
+                calls = torch.as_tensor(np.stack([inputs[i][0] for i in indices]), device=self.device)
+                index = self._genre_index(genre)
+                generated = model.generate(
+                    calls.reshape(len(indices), -1),
+                    steps,
+                    steps_per_bar,
+                    temperature=temperature * self.temperature_scale,
+                    genre=None if index is None else index.expand(len(indices)),
+                    generator=torch.Generator(device=self.device).manual_seed(int(requests[indices[0]].seed)),
+                    top_p=self.top_p,
+                )
+                for row, i in zip(generated.cpu().numpy(), indices, strict=True):
+                    call = requests[i].phrase
+                    source = call if call.notes else None
+                    answers[i] = melody.decode_tokens(row, call.meter, velocity_source=source)
+        return [answer for answer in answers if answer is not None]
+
     def _genre_index(self, genre: str) -> torch.Tensor | None:
         if not genre or not self.model.config.num_genres or genre not in self.genres:
             return None
         return torch.tensor([self.genres.index(genre)], device=self.device)
 
-    def _answer_wavenet(self, request: ModelRequest) -> Phrase:
+    def _wavenet_input(self, request: ModelRequest) -> tuple[np.ndarray, int, int, ModelRequest]:
+        """(call tokens the model can see, answer steps, steps a bar, request); ValueError for a
+        meter off the 16th grid."""
         model: wavenet_module.MelodyWaveNet = self.model
         call = request.phrase
         steps_per_bar = melody.steps_per_bar(call.meter)  # ValueError for meters off the 16th grid
@@ -222,6 +260,12 @@ class ContinuePhraseModel:
         tokens = tokens[-keep_bars * steps_per_bar :] if call.bars > keep_bars else tokens
         if not call.notes:
             tokens = tokens[:0]
+        return tokens, request.bars * steps_per_bar, steps_per_bar, request
+
+    def _answer_wavenet(self, request: ModelRequest) -> Phrase:
+        model: wavenet_module.MelodyWaveNet = self.model
+        call = request.phrase
+        tokens, _steps, steps_per_bar, _request = self._wavenet_input(request)
         generator = torch.Generator(device=self.device).manual_seed(int(request.seed))
         answer = model.generate(
             torch.as_tensor(tokens, device=self.device).unsqueeze(0),

@@ -103,30 +103,45 @@ class MusicVAEPhraseModel:
         meter: Meter | None = None, temperature: float | None = None, seed: int = 0,
     ) -> list[Phrase]:
         """One phrase of `bars` bars per position in 0..1 (0 = A, 1 = B), all decoded in one batch."""
+        return self.interpolate_many([(clip_a, clip_b, p) for p in positions], bars, meter or clip_a.meter,
+                                     temperature, seed)
+
+    @torch.no_grad()
+    def interpolate_many(
+        self, points: Sequence[tuple[Phrase, Phrase, float]], bars: int, meter: Meter,
+        temperature: float | None = None, seed: int = 0,
+    ) -> list[Phrase]:
+        """One phrase of `bars` bars per (clip A, clip B, position 0..1): every clip encoded in one
+        batch ((2 * N * W, S) tokens, W windows a phrase) and every point decoded in one batch
+        ((N * W, z) latents), sampling with one generator seeded by `seed`."""
         if bars < 1:
             raise ValueError(f"bars must be >= 1, got {bars}")
-        if not positions:
+        if not points:
             return []
-        meter = meter or clip_a.meter
         total_steps = bars * melody.steps_per_bar(meter)
-        windows_a = self._windows(clip_a, total_steps, meter)  # (W, S)
-        windows_b = self._windows(clip_b, total_steps, meter)
-        count = windows_a.shape[0]
-        tokens = torch.as_tensor(np.concatenate([windows_a, windows_b]), device=self.device)
+        windows_a = [self._windows(a, total_steps, meter) for a, _b, _p in points]  # N x (W, S)
+        windows_b = [self._windows(b, total_steps, meter) for _a, b, _p in points]
+        count = windows_a[0].shape[0]
+        tokens = torch.as_tensor(np.concatenate(windows_a + windows_b), device=self.device)  # (2NW, S)
         with cpu_threads(self.device, self.threads):
-            mu, _ = self.model.encode(tokens)  # (2W, z)
-            alphas = torch.tensor([min(max(float(p), 0.0), 1.0) for p in positions], device=self.device)
-            paths = [slerp(mu[w], mu[count + w], alphas)[:, None] for w in range(count)]
-            z = torch.cat(paths, dim=1)  # (P, W, z)
+            mu, _ = self.model.encode(tokens)  # (2NW, z)
+            alphas = torch.tensor([min(max(float(p), 0.0), 1.0) for _a, _b, p in points], device=self.device)
+            half = len(points) * count
+            paths = []
+            for n in range(len(points)):
+                for w in range(count):
+                    start, end = mu[n * count + w], mu[half + n * count + w]
+                    paths.append(slerp(start, end, alphas[n : n + 1])[0])
+            z = torch.stack(paths)  # (N * W, z)
             generator = torch.Generator(device=self.device).manual_seed(seed)
             temperature = self.interpolate_temperature if temperature is None else temperature
-            decoded = self.model.decode(z.reshape(-1, z.shape[-1]), temperature, generator)  # (P*W, S)
-            decoded = decoded.view(len(positions), -1).cpu().numpy()  # (P, W*S)
+            decoded = self.model.decode(z, temperature, generator)  # (N*W, S)
+            decoded = decoded.view(len(points), -1).cpu().numpy()  # (N, W*S)
         total_beats = bars * meter.beats_per_bar
-        source_a = Phrase(tuple(looped(clip_a, total_beats)), bars, meter)
-        source_b = Phrase(tuple(looped(clip_b, total_beats)), bars, meter)
         phrases = []
-        for row, alpha in zip(decoded, alphas.tolist(), strict=True):
+        for row, alpha, (clip_a, clip_b, _p) in zip(decoded, alphas.tolist(), points, strict=True):
+            source_a = Phrase(tuple(looped(clip_a, total_beats)), bars, meter)
+            source_b = Phrase(tuple(looped(clip_b, total_beats)), bars, meter)
             with_a = self._to_phrase(row, bars, meter, source_a if source_a.notes else None)
             with_b = self._to_phrase(row, bars, meter, source_b if source_b.notes else source_a)
             phrases.append(blend_velocities(with_a, with_b, alpha) if source_a.notes else with_b)
@@ -151,6 +166,25 @@ class MusicVAEPhraseModel:
         return [self._to_phrase(row, bars, meter, source) for row in rows]
 
     # -- PhraseModel --------------------------------------------------------------------------------
+    def generate_batch(self, requests: Sequence[ModelRequest]) -> list[Phrase]:
+        """Each request's answer; interpolations of the same length and meter (many tracks' jobs due
+        at one bar line) go through the encoder and the decoder together (interpolate_many), drawing
+        with one generator seeded by the group's first request. Others run one by one."""
+        answers: list[Phrase | None] = [None] * len(requests)
+        groups: dict[tuple[int, Meter], list[int]] = {}
+        for index, request in enumerate(requests):
+            if request.mode == "interpolate" and request.bars >= 1:
+                groups.setdefault((request.bars, request.phrase.meter), []).append(index)
+            else:
+                answers[index] = self.generate(request)
+        for (bars, meter), indices in groups.items():
+            points = [(requests[i].clip_a or requests[i].phrase, requests[i].clip_b or requests[i].phrase,
+                       requests[i].position) for i in indices]
+            phrases = self.interpolate_many(points, bars, meter, seed=requests[indices[0]].seed)
+            for i, phrase in zip(indices, phrases, strict=True):
+                answers[i] = phrase
+        return [answer for answer in answers if answer is not None]
+
     def generate(self, request: ModelRequest) -> Phrase:
         """interpolate: A and B at request.position; sample: a prior sample at request.temperature."""
         meter = request.phrase.meter

@@ -154,3 +154,31 @@ def test_continue_command_errors_are_one_line(checkpoints, tmp_path, capsys) -> 
     assert main(["continue", str(bad), "-o", out, "--bars", "0"]) == 2
     assert main(["continue", str(tmp_path / "none.mid"), "-o", out]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_wavenet_batch_generates_calls_of_one_length_together_and_answers_as_alone(checkpoints) -> None:
+    """Issue 11: the answers of many tracks due at one bar line in one autoregressive pass. With
+    temperature 0 (argmax) a batched answer is the one the model gives alone."""
+    model = ContinuePhraseModel.from_checkpoint(checkpoints["wavenet"])
+    requests = [
+        ModelRequest("continue", _call(bars=1), bars=1, temperature=0.0, genre="folk", seed=1),
+        ModelRequest("continue", _call(bars=1).transposed(2), bars=1, temperature=0.0, genre="folk", seed=2),
+        ModelRequest("continue", _call(bars=2), bars=1, temperature=0.0, genre="folk", seed=3),
+        ModelRequest("continue", _call(bars=1), bars=2, temperature=0.0, genre="folk", seed=4),
+        ModelRequest("continue", Phrase(bars=1), bars=1, temperature=0.0, seed=5),
+    ]
+    alone = [model.generate(r) for r in requests]
+    passes: list[int] = []
+    inner = model.model.generate
+
+    def counting(call: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
+        passes.append(call.shape[0])
+        return inner(call, *args, **kwargs)
+
+    model.model.generate = counting  # type: ignore[method-assign]
+    assert model.generate_batch(requests) == alone
+    # the three calls the model sees as one bar (the toy's receptive field keeps the last bar of the
+    # 2-bar call) with 1-bar answers went together; the 2-bar answer and the empty call alone
+    assert sorted(passes) == [1, 1, 3]
+    with pytest.raises(ValueError):
+        model.generate_batch([requests[0], ModelRequest("transfer", _call(), bars=1)])

@@ -60,6 +60,29 @@ def test_adapter_is_a_phrase_model_and_interpolates_with_velocities() -> None:
     assert vae.generate(request) == middle
 
 
+def test_a_batch_of_tracks_interpolates_in_one_encode_and_one_decode_and_answers_as_alone() -> None:
+    """Issue 11: interpolations of many tracks due at one bar line through the model together (the
+    adapter decodes with temperature 0 by default, so a batched answer is the one given alone)."""
+    vae = MusicVAEPhraseModel(toy_model())
+    clips = [(phrase(30, 60), phrase(110, 67)), (phrase(50, 62), phrase(90, 55)),
+             (phrase(70, 64), phrase(70, 60))]
+    requests = [ModelRequest("interpolate", phrase=a, bars=2, position=p, clip_a=a, clip_b=b)
+                for (a, b), p in zip(clips, (0.2, 0.5, 0.9), strict=True)]
+    requests.append(ModelRequest("interpolate", phrase=clips[0][0], bars=1, position=0.5,
+                                 clip_a=clips[0][0], clip_b=clips[0][1]))  # another length: alone
+    alone = [vae.generate(r) for r in requests]
+    decodes: list[int] = []
+    inner = vae.model.decode
+
+    def counting(z: torch.Tensor, *args: object) -> torch.Tensor:
+        decodes.append(z.shape[0])
+        return inner(z, *args)
+
+    vae.model.decode = counting  # type: ignore[method-assign]
+    assert vae.generate_batch(requests) == alone
+    assert sorted(decodes) == [1, 3]  # three 2-bar interpolations decoded together (one window each)
+
+
 def test_adapter_handles_lengths_and_meters() -> None:
     vae = MusicVAEPhraseModel(toy_model())
     a = phrase(80, bars=1)
