@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -44,6 +45,10 @@ log = logging.getLogger(__name__)
 
 SUPERSEDED = "superseded by a newer job of the same track"
 MAX_BATCH = 64  # most jobs one model runs in one batch
+# The model child's BLAS runs one thread (as its torch ops do): a batch of 16 WaveNet answers took
+# 348 ms with OpenBLAS's own threads on a loaded 2-core host, 42 ms with one (issue 11). A value the
+# user set in the environment is kept.
+CHILD_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 IDLE_CHECK_S = 0.5  # how often an idle lane asks its runner whether it is still well (check())
 
 
@@ -181,7 +186,13 @@ class ProcessRunner:
             target=_child_main, args=(child_end, self._make_model, self._device), daemon=True,
             name="musebridge-model",
         )
-        self._process.start()
+        added = {k: v for k, v in CHILD_THREAD_ENV.items() if k not in os.environ}
+        os.environ.update(added)  # the spawned child reads its environment at start
+        try:
+            self._process.start()
+        finally:
+            for key in added:
+                os.environ.pop(key, None)
         child_end.close()
         self._connection = parent_end
 

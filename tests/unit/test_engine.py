@@ -374,3 +374,24 @@ def test_a_model_process_that_dies_while_idle_is_restarted_and_reported_before_t
         assert runners["up"]._process is again  # the job ran in the child restarted while idle
     finally:
         engine.stop()
+
+
+def _child_blas_threads(_name: str, _device: str, _options: object) -> UpModel:
+    """A model maker for the child process that reports the BLAS thread settings it started with."""
+
+    class Reporting(UpModel):
+        def generate(self, request: ModelRequest) -> Phrase:
+            value = int(os.environ.get("OPENBLAS_NUM_THREADS", "0"))
+            return Phrase((Note(value, 100, 0.0, 1.0),), bars=1)
+
+    return Reporting()
+
+
+def test_the_model_child_runs_blas_on_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    runner = ProcessRunner(_child_blas_threads)
+    try:
+        assert runner.run("x", make_job(1).request).notes[0].pitch == 1
+    finally:
+        runner.close()
+    assert "OPENBLAS_NUM_THREADS" not in os.environ  # the daemon's own environment is left as it was
