@@ -7,11 +7,10 @@
 
 Every datagram is checked for an exact OSC 1.0 layout (osc_layout_problem: arguments must fill their
 type tags, no byte cut short or left over), then parsed here (python-osc's parser, errors caught): a
-malformed datagram, a bundle,
-an unknown address, a wrong argument count, type or value goes to `on_bad(address, reason, sender,
-time)`; a good message, with its args coerced to the spec's types, goes to `on_message(address, args,
-sender, time)`. `time` is time.perf_counter() at receipt. Callbacks must only timestamp and enqueue;
-an exception in one is logged and the server goes on.
+malformed datagram, a bundle, an unknown address, a wrong argument count, type or value goes to
+`on_bad(address, reason, sender, time)`; a good message, with its args coerced to the spec's types,
+goes to `on_message(address, args, sender, time)`. `time` is time.perf_counter() at receipt.
+Callbacks must only timestamp and enqueue; an exception in one is logged and the server goes on.
 
 Bound to a loopback host, every sender is accepted. Bound to any other host (asked for with
 --osc-host 0.0.0.0), only loopback senders and the `allow` networks are; others are dropped, counted
