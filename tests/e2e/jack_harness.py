@@ -67,6 +67,7 @@ class JackServer:
     samplerate: int = SAMPLE_RATE
     period: int = PERIOD_FRAMES
     env: dict[str, str] = field(default_factory=dict)
+    killed: bool = False
 
     @classmethod
     def start(
@@ -123,18 +124,26 @@ class JackServer:
         return [line.strip() for line in probe.stdout.splitlines() if line.strip()]
 
     def kill(self) -> None:
-        """SIGKILL: the server dies without telling its clients anything (a crash)."""
+        """SIGKILL: the server dies without telling its clients anything (a crash). Its entry in
+        JACK's server registry (8 slots per machine) stays behind until a server of the same name
+        starts again: restart() or stop() does that, so no test leaks a slot."""
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=5)
+            self.killed = True
 
     def restart(self) -> JackServer:
         """A new jackd under the same name (after kill); the returned server replaces this one."""
         self.kill()
+        self.killed = False  # the new server takes over the registry entry
         return JackServer.start(self.samplerate, self.period, name=self.name)
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 5 s; idempotent."""
+        """SIGTERM, then SIGKILL after 5 s; idempotent. A server killed and not restarted is started
+        once more under its name and stopped cleanly, which frees its registry entry."""
+        if self.killed:
+            self.killed = False
+            JackServer.start(self.samplerate, self.period, name=self.name).stop()
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -142,6 +151,7 @@ class JackServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=5)
+                JackServer.start(self.samplerate, self.period, name=self.name).stop()  # free its entry
         try:
             self.log_path.unlink()
         except OSError:

@@ -39,29 +39,38 @@ def _connected(peer: MidiTestClient, ours: str) -> bool:
 
 
 def test_the_jack_server_killed_and_started_again(tmp_path) -> None:
-    """Issue 13: the daemon survived with one ERROR but never reconnected and said nothing."""
+    """Issue 13: the daemon survived with one ERROR but never reconnected, said nothing over OSC,
+    and its status still showed the MIDI clock playing."""
     server = JackServer.start()
     daemon = None
     try:
-        daemon = DaemonProcess(["--midi-backend", "jack", "--clock", "internal", "--preset", "default",
+        daemon = DaemonProcess(["--midi-backend", "jack", "--clock", "midi", "--preset", "default",
                                 "--log-level", "info"], env=server.env).start()
         client = OscClient(daemon.osc_port)
         client.request("/musebridge/hello", client.port, reply="/musebridge/welcome")
         peer = MidiTestClient("peer", servername=server.name)
         peer.connect_to("musebridge:in")  # the user's connections
         peer.connect_from("musebridge:out")
+        peer.send_now((0xFA,))  # the DAW's MIDI clock: start, then ticks at 120 BPM
+        start = peer.frame_now() + 2 * peer.blocksize
+        for tick in range(24 * 16):
+            peer.send_at_frame((0xF8,), start + round(tick * peer.samplerate / 48))
         peer.send_now((0x90, 60, 100))
         assert peer.wait_for(1)[0].data == (0x90, 60, 100)
+        assert _until(lambda: client.request("/musebridge/status", reply="/musebridge/status")[3] == 1)
 
+        client.received.clear()
         server.kill()
         peer.abandon()
+        assert ("midi", "lost") in [tuple(a) for a in client.wait_for("/musebridge/clock", timeout=10.0)]
         assert _midi_states(client, 1)[0][0] == "lost"
-        client.request("/musebridge/status", reply="/musebridge/status")
-        assert _midi_states(client, 2)[1][0] == "lost"  # the status is followed by the ports' state
+        status = client.request("/musebridge/status", reply="/musebridge/status")
+        assert status[1] == "midi (lost)" and status[3] == 0  # clock lost, not playing
+        assert _midi_states(client, 2)[1][0] == "lost"  # the status reply is followed by the ports' state
 
         server = server.restart()
         peer = MidiTestClient("peer", servername=server.name)
-        state, detail = _midi_states(client, 3)[2]
+        state, detail = _midi_states(client, 3)[2]  # the ports back
         assert state == "ok" and "JACK server back" in detail
         assert _until(lambda: _connected(peer, "musebridge:in") and _connected(peer, "musebridge:out"))
         peer.send_now((0x90, 62, 100))
@@ -127,8 +136,12 @@ while time.monotonic() < deadline:
     for state, detail in midi.poll():
         print(state, detail, flush=True)
     while not inbox.empty():
-        print("got", *inbox.get(), flush=True)
+        data = inbox.get()
+        print("got", *data, flush=True)
+        if data == (0xFC,):  # Stop: close the ports (the JACK server then stops at once)
+            deadline = 0
     time.sleep(0.1)
+midi.close()
 """
 
 
@@ -146,6 +159,8 @@ def test_a_named_rtmidi_port_that_disappears_and_comes_back() -> None:
         assert watch.stdout.readline().startswith("back MIDI input port")
         source.send_now((0x90, 65, 100))
         assert watch.stdout.readline().strip() == "got 144 65 100"
+        source.send_now((0xFC,))
+        assert watch.wait(timeout=10) == 0
         source.close()
     finally:
         if watch is not None:
