@@ -1,6 +1,6 @@
 """Training throughput of the shared trainer: steps/s of 1 vs N torchrun processes, same global batch.
 
-    python -m musebridge.bench.training --families vae wavenet transfer --steps 100 --rounds 2 --nproc 1 2
+    python -m musebridge.bench.training --families vae wavenet transfer --steps 60 --rounds 2 --nproc 1 2
 
 Each run is `python -m torch.distributed.run --standalone --nproc-per-node N -m musebridge train ...` on a
 generated dataset (two genres of seeded 8-bar melodies, 4/4) in a temporary folder, one torch thread per
@@ -65,7 +65,7 @@ def command(family: str, nproc: int, dataset: Path, folder: Path, steps: int) ->
                          "--no-progress", "--out-dir", str(folder / "run")]
     return launch + ["transfer", "--pair", "jig", "reel", "--dataset", str(dataset), "--skip-classifier",
                      "--steps", str(steps), "--checkpoint-every", str(steps), "--batch-size", "8",
-                     "--threads", "1", "--device", "cpu", "-o", str(folder / "out"),
+                     "--threads", "1", "--device", "cpu", "--log-every", "10", "-o", str(folder / "out"),
                      "--run-dir", str(folder / "run")]
 
 
@@ -114,8 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES))
     parser.add_argument("--nproc", nargs="+", type=int, default=[1, 2],
                         help="process counts (the first is the reference)")
-    parser.add_argument("--steps", type=int, default=100,
-                        help="training steps per run (transfer logs every 50: give at least 100)")
+    parser.add_argument("--steps", type=int, default=60, help="training steps per run (logged every 10)")
     parser.add_argument("--rounds", type=int, default=2, help="runs per family and process count")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)

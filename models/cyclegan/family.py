@@ -253,10 +253,11 @@ class CycleGANFamily(Family):
         self.device = ctx.device
         self.rng = np.random.default_rng(self.seed)
         self.job = ctx.job
-        self.average = GeneratorAverage(self.model, self.ema_decay) if self.ema_decay > 0 else None
         self.modules = {"model": self.model}
         self.trainer = CycleGANTrainer(self.model, self.steps, seed=self.seed, job=ctx.job,
                                        autocast=ctx.autocast)
+        # after the DDP wrap, which gave every rank rank 0's weights
+        self.average = GeneratorAverage(self.model, self.ema_decay) if self.ema_decay > 0 else None
         self.optimizers = {"g": self.trainer.optimiser_g, "d": self.trainer.optimiser_d}
         self.schedulers = {"g": self.trainer.schedules[0], "d": self.trainer.schedules[1]}
 

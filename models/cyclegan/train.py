@@ -157,8 +157,8 @@ def _check_args(args: argparse.Namespace) -> None:
     for folder in (args.a, args.b):
         if folder is not None and not folder.expanduser().is_dir():
             raise UserError(f"MIDI folder {folder} does not exist")
-    if args.steps < 1 or args.classifier_epochs < 0:
-        raise UserError("--steps must be >= 1 and --classifier-epochs >= 0")
+    if args.steps < 1 or args.classifier_epochs < 0 or getattr(args, "log_every", 1) < 1:
+        raise UserError("--steps and --log-every must be >= 1 and --classifier-epochs >= 0")
     if getattr(args, "kind", None) == "full" and args.pair is None:
         raise UserError("--kind full needs --pair (its mixed set takes the other genres of the dataset)")
     ema = getattr(args, "ema", None)
@@ -255,7 +255,8 @@ def run(args: argparse.Namespace) -> int:
     run_dir = getattr(args, "run_dir", None) or Path("runs") / f"transfer-{stem}"
     try:
         losses = train_cyclegan(
-            model, train_a, train_b, args.steps, args.seed, log=say, checkpoint=save,
+            model, train_a, train_b, args.steps, args.seed, log=say, log_every=getattr(args, "log_every", 50),
+            checkpoint=save,
             checkpoint_every=args.checkpoint_every, ema_decay=ema_decay, mixed=mixed, out_dir=run_dir,
             resume=getattr(args, "resume", False), device=getattr(args, "device", "cpu"),
             precision=getattr(args, "precision", "auto"), job=job,

@@ -150,7 +150,9 @@ def fit(
     saved = None
     if resume:
         # rank 0 reads run.pt and hands it to the others: hosts need not share a file system
-        saved = job.broadcast_object(load_run(run_path) if job.is_main and run_path.exists() else None)
+        saved = job.broadcast_object(_read_run(run_path) if job.is_main else None)
+        if isinstance(saved, str):  # rank 0 could not use it: every rank stops with its reason
+            raise ValueError(saved)
     if saved is not None:
         if saved["config"] != family.config_dict():
             raise ValueError(f"{run_path} was trained with another model config; use a fresh --out-dir")
@@ -244,6 +246,16 @@ def _checkpoint(family: Family, early: _EarlyStop, job: Job, out: Path, step: in
     })
     family.plot(history, out / PLOT_FILE)
     family.on_checkpoint(step, out)
+
+
+def _read_run(path: Path) -> dict[str, Any] | str | None:
+    """run.pt's state, None when there is none, or the reason it cannot be used (a str)."""
+    if not path.exists():
+        return None
+    try:
+        return load_run(path)
+    except Exception as error:  # noqa: BLE001 - a damaged file fails in many ways; say which
+        return f"cannot resume from {path}: {error}"
 
 
 def _restore(family: Family, early: _EarlyStop, saved: dict[str, Any], job: Job) -> tuple[int, list]:

@@ -126,10 +126,16 @@ def test_early_stop_restores_the_best_weights(tmp_path) -> None:
         TrainerOptions(**{**OPTIONS, "patience": 2}).check()
 
 
-def test_resume_refuses_another_config(tmp_path) -> None:
+def test_resume_refuses_another_config_and_a_damaged_or_foreign_run(tmp_path) -> None:
     fit(ToyFamily(), TrainerOptions(**OPTIONS), tmp_path)
     with pytest.raises(ValueError, match="another model config"):
         fit(ToyFamily(dropout=0.5), TrainerOptions(**OPTIONS), tmp_path, resume=True)
+    torch.save({"model": {}, "step": 3}, tmp_path / "run.pt")  # a run.pt of the loops before the trainer
+    with pytest.raises(ValueError, match="not a run checkpoint of this version"):
+        fit(ToyFamily(), TrainerOptions(**OPTIONS), tmp_path, resume=True)
+    (tmp_path / "run.pt").write_bytes(b"\x00" * 10)
+    with pytest.raises(ValueError, match="cannot resume from"):
+        fit(ToyFamily(), TrainerOptions(**OPTIONS), tmp_path, resume=True)
 
 
 def test_job_line_and_devices(tmp_path) -> None:
