@@ -109,6 +109,7 @@ def write_card(
         "seed": training.get("options", {}).get("seed"),
         "steps": training.get("steps"),
         "training_command": training.get("command", ""),
+        "training_processes": training.get("processes", 1),  # torchrun ranks (the batch is the global one)
         "training_options": training.get("options", {}),
         "final_training_log": training.get("final", {}),
         "metrics": metrics

@@ -174,3 +174,4 @@ def test_torchrun_two_processes_train_vae_as_one_job(tmp_path) -> None:
     assert log["job"]["world_size"] == 2 and [row["step"] for row in log["history"]] == [4]
     card = yaml.safe_load((tmp_path / "vae.yaml").read_text())
     assert card["steps"] == 4 and card["training_options"]["batch_size"] == 8
+    assert card["training_processes"] == 2
