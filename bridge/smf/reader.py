@@ -32,7 +32,7 @@ from .chunks import (
     split_chunks,
 )
 from .events import end_of_track, note_keys
-from .score import DRUM_CHANNEL, NOTE_TICKS, MidiPart, MidiScore, MidiTrack
+from .score import DRUM_CHANNEL, MAX_BARS, NOTE_TICKS, MidiPart, MidiScore, MidiTrack, bar_count
 
 
 def read_midi(source: Path | str | bytes, channels: bool = False) -> MidiScore:
@@ -109,7 +109,7 @@ def read_midi(source: Path | str | bytes, channels: bool = False) -> MidiScore:
     tempos.sort(key=lambda event: event[0])
     meters.sort(key=lambda event: event[0])
     keys.sort(key=lambda event: event[0])
-    return MidiScore(
+    score = MidiScore(
         source=name,
         format=chunks.format,
         ticks_per_beat=chunks.ticks_per_beat,
@@ -120,6 +120,10 @@ def read_midi(source: Path | str | bytes, channels: bool = False) -> MidiScore:
         chunks=tuple(chunks.tracks),
         warnings=tuple(warnings),
     )
+    bars = bar_count(score.beats(score.end_tick), score.meter_changes())
+    if bars > MAX_BARS:  # checked before anyone lays a bar grid (a huge delta time in a tiny file)
+        raise MidiFileError(f"too long: {bars} bars (the reader takes at most {MAX_BARS})")
+    return score
 
 
 def _through_first_end(body: bytes, index: int) -> bytes:

@@ -6,6 +6,7 @@ in musebridge). Bars follow the meter changes (`bar_grid`), whichever track they
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -121,15 +122,39 @@ MAJOR_KEYS = ("Cb", "Gb", "Db", "Ab", "Eb", "Bb", "F", "C", "G", "D", "A", "E", 
 MINOR_KEYS = ("Ab", "Eb", "Bb", "F", "C", "G", "D", "A", "E", "B", "F#", "C#", "G#", "D#", "A#")
 
 
+MAX_BARS = 2**16  # the longest file the reader takes (bars of its own meters): hours of real music
+
+
+def _meter_points(changes: list[tuple[float, Meter]]) -> list[tuple[float, Meter]]:
+    points = sorted(changes, key=lambda change: change[0])
+    if not points or points[0][0] > 1e-4:
+        points.insert(0, (0.0, Meter(4, 4)))
+    return points
+
+
+def bar_count(total_beats: float, changes: list[tuple[float, Meter]]) -> int:
+    """How many bars bar_grid(total_beats, changes) lays, counted without laying them."""
+    points = _meter_points(changes)
+    count = 0
+    for i, (start, meter) in enumerate(points):
+        stop = points[i + 1][0] if i + 1 < len(points) else total_beats
+        if stop > start + 1e-4:
+            count += math.ceil((stop - 1e-4 - start) / meter.beats_per_bar)
+    return count
+
+
 def bar_grid(total_beats: float, changes: list[tuple[float, Meter]]) -> list[tuple[float, float, Meter]]:
     """(start beat, length in beats, meter) of every bar up to `total_beats`, following meter changes.
 
     A change that falls inside a bar cuts that bar short; with no change at beat 0 the bars start in
     4/4 (the SMF default). Bars are laid from each change on, so a change always starts a bar.
+    ValueError when that is more than 2 * MAX_BARS bars: a safety net, as read_midi refuses files of
+    more than MAX_BARS bars before anyone lays their grid (callers may lay a bar or two past the end).
     """
-    points = sorted(changes, key=lambda change: change[0])
-    if not points or points[0][0] > 1e-4:
-        points.insert(0, (0.0, Meter(4, 4)))
+    count = bar_count(total_beats, changes)
+    if count > 2 * MAX_BARS:
+        raise ValueError(f"{count} bars, more than the {MAX_BARS} a file may have")
+    points = _meter_points(changes)
     bars = []
     for i, (start, meter) in enumerate(points):
         stop = points[i + 1][0] if i + 1 < len(points) else total_beats

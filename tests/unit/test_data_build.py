@@ -274,3 +274,16 @@ def test_genres_from_a_csv_of_paths(tmp_path, midi_folder, capsys):
     listing.write_text("path\nonly-a-path.mid\n", encoding="utf-8")
     assert main([*args, "--quiet"]) == 2
     assert "expected 'path,genre'" in capsys.readouterr().err
+
+
+def test_a_file_too_long_to_lay_bars_for_is_a_logged_failure(tmp_path) -> None:
+    from smf_builders import notes_track, smf
+
+    folder = tmp_path / "jazz"
+    folder.mkdir()
+    write_scale(folder / "a.mid", 48)
+    gap = 0x0FFFFFE6  # 1 PPQN: 67 million bars
+    (folder / "long.mid").write_bytes(smf([notes_track([(60, 80, 0, 1), (62, 80, gap, gap + 1)])], 1))
+    report = build_dataset(plan_sources({}, midi_dirs=[("jazz", folder)]), tmp_path / "c", 1, progress=False)
+    assert report.tunes == 1 and len(report.failed_files) == 1
+    assert "jazz/long.mid" in report.failed_files[0] and "too long" in report.failed_files[0]

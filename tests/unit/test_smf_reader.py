@@ -176,3 +176,23 @@ def test_the_music21_test_files_are_all_read() -> None:
     winds = read_midi(PRIMITIVES / "test04.mid", channels=True)
     assert [p.program for p in winds.parts()[:4]] == [73, 68, 71, 70]  # flute, oboe, clarinet, bassoon
     assert len(read_midi(PRIMITIVES / "test09.mid").tempos) == 5
+
+
+def test_a_file_longer_than_the_bar_limit_is_refused_before_any_bar_grid_is_laid(tmp_path) -> None:
+    # 79 bytes, 1 PPQN, a second note 2^28 - 26 ticks later: 67 million 4/4 bars if the grid were laid
+    gap = 0x0FFFFFE6
+    data = smf([notes_track([(60, 80, 0, 1), (62, 80, gap, gap + 1)])], ticks_per_beat=1)
+    assert len(data) < 100
+    with pytest.raises(MidiFileError, match=r"too long: \d+ bars \(the reader takes at most 65536\)"):
+        read_midi(data)
+    path = tmp_path / "long.mid"
+    path.write_bytes(data)
+    with pytest.raises(MidiFileError, match="too long"):
+        parse_midi_file(path, "mine", "mine/long.mid")  # the dataset path refuses it too
+
+
+def test_a_file_of_exactly_the_bar_limit_is_read() -> None:
+    from musebridge.smf.score import MAX_BARS
+
+    end = MAX_BARS * 4  # 1 PPQN, 4/4: the last note ends on the last bar line
+    assert read_midi(smf([notes_track([(60, 80, 0, 1), (62, 80, end - 1, end)])], ticks_per_beat=1))
