@@ -25,7 +25,14 @@ def register_train(models: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--genres", nargs="+", default=DEFAULT_GENRES, metavar="GENRE")
     parser.add_argument("--add-genre", metavar="NAME=DIR", help="train only a decoder for this MIDI folder")
-    parser.add_argument("--checkpoint", type=Path, help="--add-genre: the trained model to extend")
+    parser.add_argument(
+        "--checkpoint", type=Path, help="the model to extend (--add-genre) or to set (--threshold-only)"
+    )
+    parser.add_argument(
+        "--threshold-only",
+        action="store_true",
+        help="no training: choose the greedy threshold of --checkpoint on valid and store it",
+    )
     parser.add_argument("--dataset", type=Path, help="dataset .npz (default: the built cache)")
     parser.add_argument("--config", default="cpu_small", choices=CONFIG_NAMES)
     parser.add_argument("--bottleneck", choices=("continuous", "argmax"), help="override the config's")
@@ -99,6 +106,11 @@ def register_eval(models: argparse._SubParsersAction) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, help="write the figures here (default <checkpoint>.eval.json)")
     parser.add_argument("--update-card", action="store_true", help="write the figures into the model card")
+    parser.add_argument(
+        "--update-cyclegan-cards",
+        action="store_true",
+        help="also write both judges' figures into the cards of the CycleGAN pairs beside the checkpoint",
+    )
     parser.set_defaults(handler=_run_eval)
 
 

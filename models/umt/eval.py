@@ -200,7 +200,7 @@ def evaluate_cyclegan(pairs, judges: list[Judge], test: Mapping[str, np.ndarray]
 def summary_lines(report: Mapping) -> list[str]:
     """Human-readable table of a report (as written to JSON)."""
     lines = [
-        f"judges on real test phrases: CNN {100 * report['judge_accuracy']['cnn']:.1f}%, "
+        f"judges on real {report['split']} phrases: CNN {100 * report['judge_accuracy']['cnn']:.1f}%, "
         f"features {100 * report['judge_accuracy']['features']:.1f}% (4-way)",
         f"{'direction':<26}{'S_cnn':>8}{'S_feat':>8}{'S_min':>8}{'onsets':>8}   CycleGAN S_cnn/S_feat/onsets",
     ]
@@ -313,6 +313,53 @@ def build_report(args, model: UniversalTranslator, progress: Callable[[str], Non
     return report
 
 
+def update_cyclegan_cards(report: Mapping, directory) -> list:
+    """Write the two judges' figures for each shipped CycleGAN pair the report covers into its card
+    (cyclegan_<a>_<b>.yaml) and eval JSON (.eval.json), under "two_judges". Returns the cards written."""
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    from musebridge.models.cyclegan.train import write_card
+
+    written = []
+    for card_path in sorted(Path(directory).glob("cyclegan_*.yaml")):
+        card = yaml.safe_load(card_path.read_text(encoding="utf-8")) or {}
+        genres = card.get("genres") or []
+        directions = (
+            [f"{a}->{b}" for a, b in ((genres[0], genres[1]), (genres[1], genres[0]))]
+            if len(genres) == 2
+            else []
+        )
+        if not directions or not all(d in report["cyclegan"] for d in directions):
+            continue
+        block = {
+            "what": "S under the two judges of the universal translator's evaluation (CNN and feature-based, "
+            "4 genres, the pair's binary decision), on the same test phrases as the UMT",
+            "command": report["command"],
+            "phrases": {g: report["phrases"][g] for g in genres},
+            "judge_accuracy_percent": {k: round(100 * v, 1) for k, v in report["judge_accuracy"].items()},
+            "per_direction": {
+                d: {k: report["cyclegan"][d][k] for k in ("S_cnn", "S_features", "S_min", "onsets_kept")}
+                for d in directions
+            },
+            "umt_same_phrases": {
+                d: {k: report["directions"][d][k] for k in ("S_cnn", "S_features", "S_min", "onsets_kept")}
+                for d in directions
+            },
+        }
+        card["two_judges"] = block
+        write_card(card_path, card)
+        eval_path = card_path.with_suffix(".eval.json")
+        if eval_path.is_file():
+            figures = json.loads(eval_path.read_text(encoding="utf-8"))
+            figures["two_judges"] = block
+            eval_path.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+        written.append(card_path)
+    return written
+
+
 def run(args) -> int:
     """Handler of `musebridge eval umt`."""
     import json
@@ -363,4 +410,7 @@ def run(args) -> int:
 
         write_card(card_path, card)
         print(f"updated {card_path}")
+    if args.update_cyclegan_cards:
+        for path in update_cyclegan_cards(report, args.checkpoint.parent):
+            print(f"updated {path} and {path.with_suffix('.eval.json')}")
     return 0

@@ -245,6 +245,8 @@ def run(args) -> int:
     from musebridge.models.umt.model import UniversalTranslator, get_config, load_umt, save_umt
 
     torch.set_num_threads(max(1, args.threads))
+    if getattr(args, "threshold_only", False):
+        return _threshold_only(args)
     if args.steps < 1:
         raise UserError("--steps must be >= 1")
     rng = np.random.default_rng(args.seed)
@@ -335,4 +337,39 @@ def run(args) -> int:
         },
     )
     print(f"wrote {out} and {out.with_suffix('.yaml')}")
+    return 0
+
+
+def _threshold_only(args) -> int:
+    """`train umt --threshold-only --checkpoint X`: choose the greedy threshold of a trained model on
+    valid (choose_threshold), store it in the checkpoint and its card; no training step."""
+    import yaml
+
+    from musebridge.commands.train import command_line
+    from musebridge.errors import UserError
+    from musebridge.models.cyclegan.train import write_card
+    from musebridge.models.umt.data import genre_rolls
+    from musebridge.models.umt.model import load_umt, save_umt
+
+    if args.checkpoint is None or not args.checkpoint.is_file():
+        raise UserError("--threshold-only needs --checkpoint, a trained UMT checkpoint")
+    try:
+        model, extra = load_umt(args.checkpoint)
+        sets = genre_rolls(model.genres, args.dataset, splits=("valid",))
+    except ValueError as error:
+        raise UserError(str(error)) from error
+    valid = {g: s["valid"][:256] for g, s in sets.items() if len(s["valid"])}
+    threshold, scores = choose_threshold(model, valid)
+    model.threshold = threshold
+    save_umt(model, args.checkpoint, extra)
+    card_path = args.checkpoint.with_suffix(".yaml")
+    card = yaml.safe_load(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
+    card["threshold"] = threshold
+    card["threshold_selection"] = (
+        "highest F1 of generated (greedy) reconstructions on valid: "
+        + ", ".join(f"{k}: {v:.3f}" for k, v in scores.items())
+        + f" ({command_line()})"
+    )
+    write_card(card_path, card)
+    print(f"threshold {threshold} (valid reconstruction F1 by threshold: {scores})")
     return 0

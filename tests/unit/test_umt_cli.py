@@ -109,6 +109,11 @@ def test_train_judges_then_umt_then_add_genre_then_eval(toy_dataset, tmp_path, c
     assert card["genres"] == genres and card["steps"] == 3 and card["config"]["confusion_weight"] == 0.01
     assert card["command"].startswith("musebridge") and not (out / "umt.last.pt").exists()
 
+    assert main(["train", "umt", "--threshold-only", "--checkpoint", str(umt), *data]) == 0
+    assert yaml.safe_load(umt.with_suffix(".yaml").read_text())["threshold"] == torch.load(
+        umt, weights_only=True
+    )["threshold"]
+
     folder = tmp_path / "jazz"
     folder.mkdir()
     for i in range(12):  # 8 bars each
@@ -121,9 +126,15 @@ def test_train_judges_then_umt_then_add_genre_then_eval(toy_dataset, tmp_path, c
     for key, value in before["state_dict"].items():
         assert torch.equal(after["state_dict"][key], value), key
 
+    import shutil
+
+    from musebridge.models import CHECKPOINT_DIR
+
+    for suffix in (".yaml", ".eval.json"):  # a CycleGAN pair's card beside the checkpoint
+        shutil.copy(CHECKPOINT_DIR / f"cyclegan_celtic_folk{suffix}", out)
     report = tmp_path / "eval.json"
     options = ["--checkpoint", str(umt), "--judges-dir", str(out), *data, "--json", str(report)]
-    assert main(["eval", "umt", *options, "--update-card"]) == 0
+    assert main(["eval", "umt", *options, "--update-card", "--update-cyclegan-cards"]) == 0
     figures = json.loads(report.read_text())
     assert len(figures["directions"]) == 6  # every ordered pair of 3 genres
     for direction in figures["directions"].values():
@@ -133,6 +144,13 @@ def test_train_judges_then_umt_then_add_genre_then_eval(toy_dataset, tmp_path, c
     assert figures["out_of_domain"]["genre"] == "madrigal"
     card = yaml.safe_load(umt.with_suffix(".yaml").read_text())
     assert set(card["metrics"]["per_direction"]) == set(figures["directions"])
+    assert set(figures["cyclegan"]) == {"celtic->folk", "folk->celtic"}  # the shipped pair, same phrases
+    cyclegan_card = yaml.safe_load((out / "cyclegan_celtic_folk.yaml").read_text())
+    assert cyclegan_card["two_judges"]["per_direction"] == {d: {
+        k: figures["cyclegan"][d][k] for k in ("S_cnn", "S_features", "S_min", "onsets_kept")
+    } for d in ("celtic->folk", "folk->celtic")}  # fmt: skip
+    assert "metrics" in cyclegan_card  # the card's own figures stay
+    assert "two_judges" in json.loads((out / "cyclegan_celtic_folk.eval.json").read_text())
     printed = capsys.readouterr().out
     assert "folk->chorale" in printed and "S_min" in printed
 
