@@ -101,7 +101,9 @@ def register_eval(models: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--dataset", type=Path, help="dataset .npz (default: the built cache)")
     parser.add_argument("--split", default="test", choices=("valid", "test"))
-    parser.add_argument("--max-phrases", type=int, default=0, help="cap phrases per genre (0: all)")
+    parser.add_argument(
+        "--max-phrases", type=int, default=300, help="cap phrases per genre (a seeded pick; 0: all)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="which phrases --max-phrases keeps")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, help="write the figures here (default <checkpoint>.eval.json)")

@@ -62,6 +62,17 @@ class Judge:
         return right / total if total else float("nan")
 
 
+def top_voice_onset_share(rolls: np.ndarray) -> float:
+    """Share of the input onsets that are the highest onset of their step: what a one-voice rendering
+    can keep at best, so the ceiling of "onsets kept" for a polyphonic -> monophonic direction."""
+    from musebridge.models.cyclegan.eval import onsets
+
+    cells = onsets(rolls.astype(bool))
+    total = int(cells.sum())
+    steps_with_onsets = int(cells.any(-1).sum())
+    return steps_with_onsets / total if total else float("nan")
+
+
 def cnn_judge(classifier, genres: tuple[str, ...]) -> Judge:
     """The CNN classifier (judges/classifier.py) as a Judge."""
 
@@ -282,6 +293,7 @@ def build_report(args, model: UniversalTranslator, progress: Callable[[str], Non
         "split": split,
         "phrases": {g: int(len(r)) for g, r in test.items()},
         "judge_accuracy": {j.name: j.accuracy(test) for j in judges},
+        "top_voice_onset_share": {g: round(top_voice_onset_share(r), 3) for g, r in test.items()},
         "threshold": model.threshold,
     }
     progress("judges: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in report["judge_accuracy"].items()))

@@ -314,8 +314,15 @@ def _choose(
 ) -> torch.Tensor:
     """Logits [B, 84] -> frame [B, 84] float 0/1."""
     if temperature <= 0:
-        return (torch.sigmoid(logits) >= threshold).float()
+        return torch.from_numpy(_greedy(logits.detach().cpu().numpy(), threshold)).to(logits.device)
     return torch.bernoulli(torch.sigmoid(logits / temperature), generator=generator)
+
+
+def _greedy(logits: np.ndarray, threshold: float) -> np.ndarray:
+    """Frame float32 0/1 [B, 84]: sigmoid(logit) >= threshold, in NumPy float32 (both generation paths
+    decide through this one function, so they agree even at the threshold)."""
+    probabilities = 1.0 / (1.0 + np.exp(-logits.astype(np.float32)))
+    return (probabilities >= np.float32(threshold)).astype(np.float32)
 
 
 @torch.inference_mode()
@@ -401,7 +408,10 @@ def generate(
         skip = np.concatenate(gated, 1) @ w["skip"] + w["skip_bias"]
         hidden = np.maximum(np.maximum(skip, 0.0) @ w["head1"] + w["head1_bias"], 0.0)
         logits = hidden @ w["head2"] + w["head2_bias"]
-        chosen = _choose(torch.from_numpy(logits), threshold, temperature, generator).numpy()
+        if temperature <= 0:  # the common case stays in NumPy (a torch call per step costs more)
+            chosen = _greedy(logits, threshold)
+        else:
+            chosen = _choose(torch.from_numpy(logits), threshold, temperature, generator).numpy()
         out[:, t] = chosen > 0.5
         frame = chosen.astype(np.float32)
     return torch.from_numpy(out).to(latent.device)

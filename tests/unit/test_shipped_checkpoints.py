@@ -50,12 +50,20 @@ def cli_case(*args: str) -> Callable[[Path, Path], list[str]]:
 
 
 def classifier_runs(path: Path) -> None:
+    if path.name.startswith("feature_judge_"):
+        import numpy as np
+
+        from musebridge.models.judges.features import load_feature_judge
+
+        judge = load_feature_judge(path)
+        assert judge.logits(np.zeros((2, 64, 84), dtype=bool)).shape == (2, len(judge.genres))
+        return
     from musebridge.models.judges.classifier import load_classifier
 
     classifier, genres = load_classifier(path)
     with torch.no_grad():
         logits = classifier(torch.zeros(2, 1, 64, 84))
-    assert logits.shape[0] == 2 and len(genres) == 2
+    assert logits.shape == (2, len(genres)) and len(genres) >= 2
 
 
 CLI_CASES: dict[str, Callable[[Path, Path], list[str]]] = {
@@ -68,8 +76,14 @@ CLI_CASES: dict[str, Callable[[Path, Path], list[str]]] = {
         "--checkpoint", str(CHECKPOINT_DIR / "cyclegan_chorale_renaissance.pt")),
     "wavenet_melody.pt": cli_case("continue", "{in}", "--model", "wavenet", "--bars", "2", "-o", "{out}"),
     "crnngan_tones3.pt": cli_case("continue", "{in}", "--model", "crnngan", "--bars", "2", "-o", "{out}"),
+    "umt.pt": cli_case("transfer", "{in}", "--to", "chorale", "--model", "umt", "-o", "{out}"),
 }
-LOADED_BY_EVAL = {"genre_classifier_celtic_folk.pt", "genre_classifier_chorale_renaissance.pt"}
+LOADED_BY_EVAL = {
+    "genre_classifier_celtic_folk.pt",
+    "genre_classifier_chorale_renaissance.pt",
+    "genre_classifier_celtic_folk_chorale_renaissance.pt",
+    "feature_judge_celtic_folk_chorale_renaissance.pt",
+}
 
 
 def test_every_shipped_checkpoint_is_covered() -> None:
