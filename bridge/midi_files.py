@@ -231,27 +231,41 @@ class Clip:
     tempo: float  # BPM at the clip's start
     channel: int
     program: int
+    own_meter: Meter | None = None  # the meter of the bar holding the first note (if `meter` replaced it)
+    source: str = ""  # one line: the tracks read (describe_selection) and the part the channel came from
 
 
-def read_midi_clip(path: Path, bars: int, tracks: Sequence[str] | None = None) -> Clip:
-    """`bars` bars (in the meter of the bar holding the first note) from that bar on; notes starting in
-    the window are kept (moved to its start) and cut at its end. UserError if unusable."""
+def read_midi_clip(
+    path: Path, bars: int, tracks: Sequence[str] | None = None, meter: Meter | None = None
+) -> Clip:
+    """`bars` bars (in the meter of the bar holding the first note, or `meter` when given) from that bar
+    on; notes starting in the window are kept (moved to its start) and cut at its end. The channel and
+    program are those of the part with the most notes in the window (the melody of a lead sheet, not
+    the first bass note). UserError if unusable."""
     score = open_midi(path)
     parts = select_parts(score, tracks)
     pairs = _part_notes(score, parts)
     first = min(note.start for note, _part in pairs)
     grid = bar_grid(first + 0.01, score.meter_changes())
-    offset, _length, meter = [bar for bar in grid if bar[0] <= first + 1e-9][-1]
+    offset, _length, own = [bar for bar in grid if bar[0] <= first + 1e-9][-1]
+    meter = meter or own
     length = bars * meter.beats_per_bar
+    inside = [(note, part) for note, part in pairs if offset <= note.start < offset + length]
     kept = tuple(
         Note(note.pitch, note.velocity, note.start - offset, min(note.end, offset + length) - note.start)
-        for note, _part in pairs
-        if offset <= note.start < offset + length
+        for note, _part in inside
     )
-    source = parts[min(pairs, key=lambda pair: pair[0].start)[1]]
+    counts = np.bincount([part for _note, part in inside], minlength=len(parts))
+    source = parts[int(np.argmax(counts))]  # most notes; ties: the first part in file order
     channel = source.channel if source.channel is not None else 0
     tick = round(offset * score.ticks_per_beat)
-    return Clip(Phrase(kept, bars, meter), score.bpm_at(tick), channel, source.program)
+    where = (
+        f"channel {channel + 1}, program {source.program} (track {source.track + 1}, "
+        f"its part with the most notes in the clip)"
+    )
+    line = describe_selection(score, parts).replace("left as they were", "not read")
+    line = f"{line}; written on {where}"
+    return Clip(Phrase(kept, bars, meter), score.bpm_at(tick), channel, source.program, own, line)
 
 
 def write_phrases_midi(

@@ -1,9 +1,10 @@
 """`musebridge interpolate A.mid B.mid --steps N [--bars 2|4] -o OUT.mid`: a MusicVAE morph, offline.
 
 The output is a new file that plays A, then the N interpolated phrases, then B, one after another, each
-`bars` bars long, at A's tempo where its clip starts, in A's meter, on the channel and program of A's
-first note. A and B are read (every pitched track merged, or the --track ones) from the bar that
-holds their first note, in that bar's meter; their velocities carry over into the morph.
+`bars` bars long, at A's tempo where its clip starts, in A's meter (B is read in it, with a warning when
+its own differs), on the channel and program of A's part with the most notes in its clip (said in the
+output). A and B are read (every pitched track merged, or the --track ones) from the bar that
+holds their first note; their velocities carry over into the morph.
 Also home of the MusicVAE options and loader `sample` uses; the MIDI files are read and written by
 musebridge.midi_files.
 """
@@ -16,7 +17,6 @@ from pathlib import Path
 
 from musebridge.commands import arguments
 from musebridge.commands.arguments import chosen_seed
-from musebridge.core.music import Phrase
 from musebridge.errors import UserError
 from musebridge.midi_files import read_midi_clip, write_phrases_midi
 
@@ -76,16 +76,28 @@ def run_interpolate(args: argparse.Namespace) -> int:
         raise UserError(f"--steps must be 1..256, got {args.steps}")
     a = read_midi_clip(args.clip_a, args.bars, args.track)
     clip_a = a.phrase
-    clip_b = read_midi_clip(args.clip_b, args.bars, args.track).phrase
-    if clip_b.meter != clip_a.meter:
-        clip_b = Phrase(clip_b.notes, clip_b.bars, clip_a.meter)
+    b = read_midi_clip(args.clip_b, args.bars, args.track, meter=clip_a.meter)  # the morph's meter
+    if b.own_meter != clip_a.meter:
+        print(
+            f"warning: {args.clip_b}: meter {b.own_meter} differs from A's {clip_a.meter}; B is read as "
+            f"{args.bars} bars of {clip_a.meter} ({args.bars * clip_a.meter.beats_per_bar:g} beats from its "
+            f"first bar line, {len(b.phrase.notes)} notes)",
+            file=sys.stderr,
+        )
+    clip_b = b.phrase
+    print(f"A: {a.source}")
+    print(f"B: {b.source.split('; written on ')[0]}")
     vae = load_vae(args)
     positions = [(i + 1) / (args.steps + 1) for i in range(args.steps)]
-    morph = vae.interpolate_phrases(
-        clip_a, clip_b, positions, args.bars, clip_a.meter, temperature=args.temperature,
-        seed=chosen_seed(args),
-    )
+    try:
+        morph = vae.interpolate_phrases(
+            clip_a, clip_b, positions, args.bars, clip_a.meter, temperature=args.temperature,
+            seed=chosen_seed(args),
+        )
+    except ValueError as error:  # e.g. a meter MusicVAE cannot count in sixteenth-note steps
+        raise UserError(f"{args.clip_a}: {error}") from error
     write_phrases_midi([clip_a, *morph, clip_b], args.output, a.tempo, channel=a.channel, program=a.program)
     sampled = f", temperature {args.temperature:g}, seed {args.seed}" if args.temperature else ""
-    print(f"wrote {args.output}: A, {args.steps} steps, B ({args.steps + 2} x {args.bars} bars){sampled}")
+    steps = f"{args.steps} step{'s' if args.steps > 1 else ''}"
+    print(f"wrote {args.output}: A, {steps}, B ({args.steps + 2} x {args.bars} bars){sampled}")
     return 0

@@ -249,3 +249,42 @@ def test_interpolate_reads_the_track_asked_for(checkpoint, tmp_path) -> None:
     first_bars = [n.pitch for n in notes if n.start < 4.0 - 1e-6]
     assert first_bars == [72 + i for i in range(8)]  # A is the lead alone
     assert main([*args, "--checkpoint", str(checkpoint), "--track", "Drums"]) == 2
+
+
+def test_a_meter_the_model_cannot_count_is_one_line_exit_2(checkpoint, tmp_path, capsys) -> None:
+    from smf_builders import TPB, conductor, notes_track, smf
+
+    odd = tmp_path / "odd.mid"  # 5/32: not a whole number of sixteenth-note steps
+    odd.write_bytes(smf([conductor(meters=[(0, 5, 32)]), notes_track([(60, 80, 0, TPB // 8)])]))
+    write_midi(tmp_path / "b.mid", [(60, 80, 0.0, 1.0)])
+    code = main(["interpolate", str(odd), str(tmp_path / "b.mid"), "--steps", "1", "--checkpoint",
+                 str(checkpoint), "-o", str(tmp_path / "o.mid")])
+    err = capsys.readouterr().err
+    assert code == 2 and "5/32" in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if not line.startswith("warning:")]) == 1
+    assert not (tmp_path / "o.mid").exists()
+
+
+def test_interpolate_says_what_it_read_warns_of_a_meter_change_and_writes_on_the_melody(
+    checkpoint, tmp_path, capsys
+) -> None:
+    from smf_builders import TPB, conductor, notes_track, smf
+
+    bass = [(36, 80, 0, 2 * TPB), (38, 80, 2 * TPB, 4 * TPB)]  # the earliest note, 2 notes
+    lead = [(72 + i, 80, TPB // 2 + i * TPB // 2, TPB + i * TPB // 2) for i in range(12)]
+    a = tmp_path / "a.mid"
+    a.write_bytes(smf([conductor(), notes_track(bass, 1, 33, "Bass"), notes_track(lead, 0, 73, "Flute")]))
+    b = tmp_path / "b.mid"
+    b.write_bytes(smf([conductor(meters=[(0, 3, 4)]), notes_track([(60 + i, 90, i * TPB, (i + 1) * TPB)
+                                                                  for i in range(8)])]))
+    out = tmp_path / "out.mid"
+    assert main(["interpolate", str(a), str(b), "--steps", "1", "--checkpoint", str(checkpoint),
+                 "-o", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "A: model input:" in captured.out and "B: model input:" in captured.out
+    assert "written on channel 1, program 73 (track 3" in captured.out
+    assert "meter 3/4 differs from A's 4/4" in captured.err and "8 notes" in captured.err
+    midi = pretty_midi.PrettyMIDI(str(out))
+    assert midi.instruments[0].program == 73
+    b_notes = [n for n in midi.instruments[0].notes if n.start >= 2 * 2 * 4 * 0.5 - 1e-6]  # 120 BPM
+    assert len(b_notes) == 8  # B's 8 beats read whole (in 3/4 only 6 would be kept)
