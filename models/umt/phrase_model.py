@@ -3,8 +3,9 @@
 Phrase handling is the CycleGAN adapter's (cyclegan/phrase_model.py: cut into rolls of up to 4 bars,
 silent chunks stay silent, velocities from the input notes it overlaps); only the roll-to-roll step
 differs: the shared encoder, then the target genre's decoder with cached generation (greedy,
-p >= 0.5). The genres it offers are the decoders in its checkpoint, so a genre added with
-`musebridge train umt --add-genre` appears in the bridge (and the device's menu) by itself.
+p >= the model's threshold). The genres it offers are the decoders in its checkpoint; a genre added
+with `musebridge train umt --add-genre` becomes selectable by /musebridge/genre (and appears in the
+device's menu) once the preset lists it in `genres`, the list the daemon accepts and reports.
 
 Registry: `register_lazy("umt", "musebridge.models.umt.phrase_model:create_umt_model")`.
 """
