@@ -69,17 +69,32 @@ def encode_track(events: Sequence[tuple[int, bytes]], end_tick: int) -> bytes:
 def rebuilt_chunk(body: bytes, drop_channels: set[int], notes: Sequence[OutNote]) -> bytes:
     """`body` without the note events of `drop_channels`, with `notes` added; every other event kept
     in its order (at a shared tick before the new notes). The track ends where it ended, or at the last
-    new note-off if that is later."""
+    new note-off if that is later. A kept note still sounding at the track's old end (no note-off: the
+    reader ended it there) gets its note-off there, so it does not hang under what the track now holds
+    after that."""
     kept: list[tuple[int, int, int, bytes]] = []
+    sounding: dict[tuple[int, int], int] = {}
     end = 0
     for tick, _offset, status, data, message in walk(body):
         end = tick
         if status == 0xFF and data[:1] == b"\x2f":
             break
-        if status < 0xF0 and (status & 0xF0) in (0x80, 0x90) and (status & 0x0F) in drop_channels:
+        kind = status & 0xF0 if status < 0xF0 else 0
+        if kind in (0x80, 0x90) and (status & 0x0F) in drop_channels:
             continue
+        if kind in (0x80, 0x90):
+            key = (status & 0x0F, data[0])
+            if kind == 0x90 and data[1] > 0:
+                sounding[key] = sounding.get(key, 0) + 1
+            elif sounding.get(key):
+                sounding[key] -= 1
         kept.append((tick, 0, len(kept), message))
-    events = sorted(kept + _note_events(notes), key=lambda event: event[:3])
+    closing = [
+        (end, 1, 0, bytes((0x80 | channel, pitch, 0)))
+        for (channel, pitch), count in sorted(sounding.items())
+        for _ in range(count)
+    ]
+    events = sorted(kept + closing + _note_events(notes), key=lambda event: event[:3])
     return encode_track([(tick, message) for tick, _rank, _order, message in events], end)
 
 

@@ -218,3 +218,25 @@ def test_unwritable_targets_are_user_errors(tmp_path) -> None:
     with pytest.raises(UserError, match="cannot write"):
         write_phrases_midi([phrase], tmp_path / "..")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.mid", "plain"]
+
+
+def test_a_note_the_reader_ended_at_the_track_end_gets_its_note_off_there_when_the_track_grows(
+    tmp_path,
+) -> None:
+    from smf_builders import message
+
+    # note 84 starts at beat 6 and never ends: the reader ends it at the track's end, beat 8
+    events = notes_track([(72, 80, 0, TPB)], 0, 73, "Flute")
+    events += [(6 * TPB, message("note_on", channel=0, note=84, velocity=90))]
+    events += [(8 * TPB, message("control_change", channel=0, control=7, value=100))]  # the track's end
+    source = tmp_path / "in.mid"
+    source.write_bytes(smf([conductor(), events]))
+    score = open_midi(source)
+    parts = select_parts(score)
+    answer = [Note(60, 80, 8.0, 1.0), Note(62, 80, 12.0, 1.0)]  # continue: added after the call
+    out = tmp_path / "out.mid"
+    write_back(score, parts, answer, out, replace=False)
+    back = read_midi(out, channels=True)
+    rows = sorted((int(n["pitch"]), int(n["start"]), int(n["end"])) for n in back.parts()[0].notes)
+    assert (84, 6 * TPB, 8 * TPB) in rows  # not held on under the answer to beat 13
+    assert not any("still sounding" in w for w in back.warnings)
