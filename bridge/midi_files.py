@@ -125,11 +125,14 @@ def _part_notes(score: MidiScore, parts: Sequence[MidiPart]) -> list[tuple[Note,
 
 def phrases_of(score: MidiScore, parts: Sequence[MidiPart]) -> list[tuple[Segment, Phrase]]:
     """The parts' notes as one phrase per run of one meter (notes by onset; starts from the run's
-    first bar line), up to the bar holding the last onset."""
+    first bar line), through the bar holding the end of the last note to sound (a note held past its
+    bar is covered whole; one ending on a bar line does not add the bar after it). The last segment
+    thus ends on the first bar line at or after every note's end."""
     notes = [note for note, _part in _part_notes(score, parts)]
     last_onset = max(note.start for note in notes)
+    last_sound = max(last_onset, max(note.end for note in notes) - 1e-6)
     out = []
-    for segment in segments(score, last_onset):
+    for segment in segments(score, last_sound):
         inside = tuple(
             note.shifted(-segment.start)
             for note in notes

@@ -3,6 +3,7 @@
 The chosen tracks (`--track`, default every pitched track, merged) are the call: its last run of one
 meter, from that run's first bar line (bars follow the file's meter changes). The output is the input
 file, every track, tempo map and meter kept, with the answer added from the bar line after the call,
+(the file's first bar line at or after the end of the call's last sounding note),
 on the track, channel and program of the call's notes nearest to it; or, with --answer-only, a new
 file of the answer alone (the call's tempo at its end, its meter, channel and program).
 Also registers `musebridge train continue` and
@@ -84,7 +85,9 @@ def run_continue(args: argparse.Namespace) -> int:
         answer = model.generate(request)
     except ValueError as error:
         raise UserError(f"{args.input}: {error}") from error
-    answer_start = segment.start + call.length_beats
+    # the file's first bar line at or after the end of every note of the call (phrases_of's last segment
+    # ends there, even when a meter change cuts its last bar short)
+    answer_start = segment.start + segment.length
     placed = [n.shifted(answer_start) for n in answer.clipped().notes]
     print(describe_selection(score, parts))
     if args.answer_only:

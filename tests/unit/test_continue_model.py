@@ -182,3 +182,27 @@ def test_wavenet_batch_generates_calls_of_one_length_together_and_answers_as_alo
     assert sorted(passes) == [1, 1, 3]
     with pytest.raises(ValueError):
         model.generate_batch([requests[0], ModelRequest("transfer", _call(), bars=1)])
+
+
+@pytest.mark.parametrize(
+    ("meters", "notes", "answer_beat"),
+    [
+        # the call's last note (beat 12) is held to beat 20, past its bar: the answer waits for it
+        ([(0, 4, 4)], [(60, 0, 4), (62, 4, 8), (64, 8, 12), (65, 12, 20)], 20.0),
+        # 3/4 at beat 6 cuts the second 4/4 bar to 2 beats: the next bar line is beat 6, not 8
+        ([(0, 4, 4), (6, 3, 4)], [(60, 0, 2), (62, 2, 4), (64, 4, 6)], 6.0),
+    ],
+)
+def test_the_answer_starts_on_the_files_first_bar_line_after_the_calls_last_sounding_note(
+    checkpoints, tmp_path, capsys, meters, notes, answer_beat
+) -> None:
+    from smf_builders import TPB, conductor, notes_track, smf
+
+    source = tmp_path / "call.mid"
+    ticks = [(pitch, 80, start * TPB, end * TPB) for pitch, start, end in notes]
+    source.write_bytes(smf([conductor(meters=[(b * TPB, n, d) for b, n, d in meters]), notes_track(ticks)]))
+    out = tmp_path / "out.mid"
+    checkpoint = str(checkpoints["wavenet"])
+    args = ["continue", str(source), "--bars", "1", "-o", str(out), "--checkpoint", checkpoint]
+    assert main([*args, "--seed", "3"]) == 0
+    assert f"from beat {answer_beat:g};" in capsys.readouterr().out
