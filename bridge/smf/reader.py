@@ -99,8 +99,8 @@ def read_midi(source: Path | str | bytes, channels: bool = False) -> MidiScore:
             warnings.append(f"{label}: {dangling} note(s) still sounding at the end of the track end there")
         if zero:
             warnings.append(
-                f"{label}: {zero} note(s) of zero length skipped (they cannot sound; "
-                "a file written back keeps their events)"
+                f"{label}: {zero} note(s) of zero length skipped (they cannot sound; transfer "
+                "drops their events with the notes it replaces, continue keeps them)"
             )
         parts = _parts(index, body, found, channels, label)
         tracks.append(MidiTrack(index, names.get(index, ""), tuple(parts), ends.get(index, 0)))

@@ -240,3 +240,17 @@ def test_a_note_the_reader_ended_at_the_track_end_gets_its_note_off_there_when_t
     rows = sorted((int(n["pitch"]), int(n["start"]), int(n["end"])) for n in back.parts()[0].notes)
     assert (84, 6 * TPB, 8 * TPB) in rows  # not held on under the answer to beat 13
     assert not any("still sounding" in w for w in back.warnings)
+
+
+def test_the_zero_length_warning_says_what_transfer_and_continue_do_with_their_events(tmp_path) -> None:
+    source = tmp_path / "in.mid"
+    source.write_bytes(smf([conductor(), notes_track([(60, 80, 0, TPB), (64, 80, TPB, TPB)])]))
+    score = open_midi(source)
+    (warning,) = [w for w in score.warnings if "zero length" in w]
+    assert "transfer drops their events" in warning and "continue keeps them" in warning
+    parts = select_parts(score)
+    for replacing, pitches in ((True, {62}), (False, {60, 62, 64})):  # transfer, continue
+        out = tmp_path / f"out{replacing}.mid"
+        write_back(score, parts, [Note(62, 80, 0.0, 1.0)], out, replace=replacing)
+        body = chunk_bodies(out.read_bytes())[1]
+        assert {body[i + 1] for i in range(len(body) - 2) if body[i] == 0x90} == pitches
