@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from musebridge.errors import UserError
@@ -77,8 +78,20 @@ def run_build(args: argparse.Namespace) -> int:
         raise UserError(str(error)) from error
     if not sources:
         raise UserError("nothing to build: no files in the selected genres")
-    cache = args.cache or default_cache_dir()
-    report = build_dataset(sources, cache, args.jobs, args.output, progress=not args.quiet)
+    cache = Path(args.cache or default_cache_dir()).expanduser()
+    _check_folder(cache, "--cache")
+    if args.output is not None:
+        if args.output.is_dir():
+            example = args.output / "dataset.npz"
+            raise UserError(f"--output {args.output}: a folder; give a file name, e.g. {example}")
+        _check_folder(args.output.parent, "--output")
+    from musebridge.models.data.shards import EmptyDatasetError
+
+    try:
+        report = build_dataset(sources, cache, args.jobs, args.output, progress=not args.quiet)
+    except EmptyDatasetError as error:
+        log = cache / "build-failures.log"
+        raise UserError(f"{error} (every selected file failed or held no notes; see {log})") from error
     failed = len(report.failed_files) + len(report.tune_failures)
     if report.up_to_date:
         print(
@@ -101,6 +114,18 @@ def run_build(args: argparse.Namespace) -> int:
             f"see {report.log_path}"
         )
     return 0
+
+
+def _check_folder(folder: Path, option: str) -> None:
+    """UserError unless `folder` is (or can be made) a writable folder: checked before any parsing."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise UserError(f"{option} {folder}: a file, not a folder") from None
+    except OSError as error:
+        raise UserError(f"{option} {folder}: cannot create it ({error.strerror or error})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"{option} {folder}: not writable")
 
 
 def run_info(args: argparse.Namespace) -> int:

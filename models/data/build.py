@@ -29,7 +29,7 @@ import numpy as np
 from .corpus import corpus_files, parse_score_file, source_prefix
 from .genres import GenreSpec, check_genre_name
 from .midi_files import READER_VERSION, midi_files, parse_midi_file
-from .shards import write_dataset
+from .shards import EmptyDatasetError, write_dataset
 from .tunes import Tune, pack_tunes
 
 PARSER_VERSION = 1
@@ -354,6 +354,9 @@ def build_dataset(
     extra["failed_files"] = len(report.failed_files)
     try:
         counts = write_dataset([(s.genre, Path(s.cache_file)) for s in usable], output, extra, on_meta)
+    except EmptyDatasetError:
+        _write_log(report)  # the failures say why
+        raise
     except (OSError, ValueError, KeyError) as error:  # a damaged cache entry: drop them, build again
         for shard in usable:
             _check_entry(Path(shard.cache_file))

@@ -48,6 +48,10 @@ def _npy_header(handle, dtype: np.dtype, count: int) -> None:
     np.lib.format.write_array_header_2_0(handle, header)
 
 
+class EmptyDatasetError(Exception):
+    """write_dataset found no tune to write (it writes nothing then, rather than an empty dataset)."""
+
+
 def write_dataset(
     shards: Sequence[tuple[str, Path]],
     output: Path,
@@ -75,6 +79,8 @@ def write_dataset(
                     counts.tunes += 1
                     counts.notes += int(note_offsets[i + 1] - note_offsets[i])
                     counts.bars += int(bar_offsets[i + 1] - bar_offsets[i])
+        if counts.tunes == 0:  # every file failed or held no notes: keep the last dataset
+            raise EmptyDatasetError(f"no tunes to write: {output} was left as it was")
         head = b'{"tunes": ['
         tail = ("], " + json.dumps(extra)[1:]).encode("utf-8")
         temporary = output.with_name(f".{output.name}.tmp")

@@ -287,3 +287,32 @@ def test_a_file_too_long_to_lay_bars_for_is_a_logged_failure(tmp_path) -> None:
     report = build_dataset(plan_sources({}, midi_dirs=[("jazz", folder)]), tmp_path / "c", 1, progress=False)
     assert report.tunes == 1 and len(report.failed_files) == 1
     assert "jazz/long.mid" in report.failed_files[0] and "too long" in report.failed_files[0]
+
+
+def test_build_options_are_checked_up_front_and_an_empty_dataset_is_not_written(
+    tmp_path, midi_folder, capsys
+) -> None:
+    from musebridge.cli import main
+
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir").mkdir()
+    base = ["data", "build", "--midi-dir", f"jazz={midi_folder}", "--genre", "jazz", "--quiet"]
+    for extra, words in (
+        (["--cache", str(tmp_path / "afile")], "a file, not a folder"),
+        (["--cache", str(tmp_path / "c"), "--output", str(tmp_path / "adir")], "a folder; give a file name"),
+        (["--cache", str(tmp_path / "c"), "--output", str(tmp_path / "afile" / "x.npz")], "a file, not a"),
+        (["--jobs", "0"], "--jobs must be >= 1"),
+    ):
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "x.mid").write_bytes(b"MThd\x00\x00\x00\x06not midi at all")
+    cache = tmp_path / "c2"
+    assert main([*base, "--cache", str(cache)]) == 0  # a real dataset first
+    kept = (cache / "dataset.npz").read_bytes()
+    assert main(["data", "build", "--midi-dir", f"jazz={broken}", "--genre", "jazz", "--quiet",
+                 "--cache", str(cache)]) == 2
+    assert "no tunes to write" in capsys.readouterr().err
+    assert (cache / "dataset.npz").read_bytes() == kept
