@@ -182,12 +182,12 @@ def load_vae_windows(dataset: Path | None, genres: list[str], bars: int, split: 
 
 def _fine_tune_source(path: Path, config) -> dict:
     """The checkpoint dict to fine-tune from; UserError when unreadable or of another shape."""
-    import torch
+    from musebridge.models.common.checkpoint_io import read_checkpoint
 
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any load failure means an unusable file
-        raise UserError(f"{path}: not a usable MusicVAE checkpoint ({type(error).__name__})") from error
+        saved = read_checkpoint(path, "cpu", "MusicVAE")
+    except ValueError as error:
+        raise UserError(str(error)) from error
     if not isinstance(saved, dict) or dict(saved.get("config") or {}) != config.to_dict():
         raise UserError(f"{path}: another model shape than --preset/--set give; use its preset")
     return saved

@@ -1,4 +1,5 @@
-"""Shared checkpoint save/rebuild for the continuation models (C-RNN-GAN, WaveNet).
+"""Checkpoint reading for every family (`read_checkpoint`), and the shared save/rebuild of the
+continuation models (C-RNN-GAN, WaveNet).
 
 Both store the same dict layout, keyed by a ``model`` kind string:
 ``{"model", "config", "encoding", "genres", "state_dict", **extra}`` (loadable with
@@ -11,6 +12,24 @@ from typing import Any, Protocol, TypeVar
 
 import torch
 from torch import nn
+
+
+def read_checkpoint(path, device: str | torch.device = "cpu", what: str = "musebridge") -> Any:
+    """torch.load(path, weights_only=True) onto `device`; ValueError with a one-line reason otherwise.
+
+    A file that is not a torch checkpoint (a MIDI file given as --checkpoint, a truncated download)
+    makes torch raise a page of advice, including to load with weights_only=False, which would run
+    code from the file: never. So the reason is ours, in one line; torch's stays chained for a debugger.
+    """
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except Exception as error:  # noqa: BLE001 - unpickling errors come in many types
+        raise ValueError(
+            f"cannot read {what} checkpoint {path}: a file of another kind, damaged, or holding objects "
+            "a safe load refuses"
+        ) from error
 
 
 class _Config(Protocol):

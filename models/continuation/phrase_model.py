@@ -28,6 +28,7 @@ import torch
 from musebridge.core.model_protocol import ModelRequest
 from musebridge.core.music import Note, Phrase
 from musebridge.models import CHECKPOINT_DIR
+from musebridge.models.common.checkpoint_io import read_checkpoint
 from musebridge.models.common.threads import cpu_threads
 from musebridge.models.continuation import crnngan as crnngan_module
 from musebridge.models.continuation import wavenet as wavenet_module
@@ -51,10 +52,7 @@ def load_checkpoint(
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"checkpoint not found: {path}")
-    try:
-        checkpoint = torch.load(path, map_location=device, weights_only=True)
-    except Exception as error:  # a truncated or foreign file: say which
-        raise ValueError(f"cannot read checkpoint {path}: {error}") from error
+    checkpoint = read_checkpoint(path, device, "continuation")
     kind = checkpoint.get("model") if isinstance(checkpoint, dict) else None
     if kind == "wavenet":
         return kind, wavenet_module.model_from_checkpoint(checkpoint, device), checkpoint

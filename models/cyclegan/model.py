@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from musebridge.models.common.checkpoint_io import read_checkpoint
+
 STEPS = 64
 PITCHES = 84
 LOWEST_PITCH = 24
@@ -289,10 +291,7 @@ def save_cyclegan(model: CycleGAN, path, genres: tuple[str, str], extra: dict | 
 
 def load_cyclegan(path, device: str | torch.device = "cpu") -> tuple[CycleGAN, tuple[str, str], dict]:
     """(model in eval mode, (genre A, genre B), extra) from a checkpoint; ValueError if it is not one."""
-    try:
-        payload = torch.load(path, map_location=device, weights_only=True)
-    except Exception as error:  # noqa: BLE001 - unpickling errors come in many types
-        raise ValueError(f"cannot read CycleGAN checkpoint {path}: {error}") from error
+    payload = read_checkpoint(path, device, "CycleGAN")
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a musebridge CycleGAN checkpoint")
     model = CycleGAN(CycleGANConfig.from_dict(payload["config"]))

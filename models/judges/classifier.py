@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from musebridge.models.common.checkpoint_io import read_checkpoint
+
 
 @dataclass(frozen=True)
 class ClassifierConfig:
@@ -173,10 +175,7 @@ def save_classifier(model: GenreClassifier, path, genres: tuple[str, ...]) -> No
 
 def load_classifier(path, device: str | torch.device = "cpu") -> tuple[GenreClassifier, tuple[str, ...]]:
     """(classifier in eval mode, its genres (A, B, ...)); ValueError if it is not a classifier checkpoint."""
-    try:
-        payload = torch.load(path, map_location=device, weights_only=True)
-    except Exception as error:  # noqa: BLE001 - unpickling errors come in many types
-        raise ValueError(f"cannot read classifier checkpoint {path}: {error}") from error
+    payload = read_checkpoint(path, device, "genre classifier")
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a musebridge genre classifier checkpoint")
     model = GenreClassifier(ClassifierConfig.from_dict(payload["config"]))

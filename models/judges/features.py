@@ -30,6 +30,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from musebridge.models.common.checkpoint_io import read_checkpoint
+
 CHECKPOINT_FORMAT = "musebridge.feature_judge/1"
 STEPS_PER_BEAT = 4
 STEPS_PER_BAR = 16
@@ -206,10 +208,7 @@ def save_feature_judge(judge: FeatureJudge, path: Path) -> None:
 
 def load_feature_judge(path: Path) -> FeatureJudge:
     """The judge saved at `path`; ValueError if it is not one (or its features changed since)."""
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - unpickling errors come in many types
-        raise ValueError(f"cannot read feature judge {path}: {error}") from error
+    payload = read_checkpoint(path, "cpu", "feature judge")
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a musebridge feature judge")
     if payload["n_features"] != N_FEATURES:

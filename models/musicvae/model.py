@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from musebridge.models.common.checkpoint_io import read_checkpoint
+
 NUM_CLASSES = 90
 HOLD, NOTE_OFF, FIRST_PITCH_TOKEN = 0, 1, 2
 ENCODING_NAME = "melody90"
@@ -477,5 +479,5 @@ def model_from_checkpoint(checkpoint: dict[str, Any], device: str | torch.device
 
 def load_checkpoint(path: str, device: str | torch.device = "cpu") -> tuple[MusicVAE, dict[str, Any]]:
     """Load a shipped .pt (torch.load(weights_only=True)) -> (model, checkpoint dict)."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = read_checkpoint(path, "cpu", "MusicVAE")
     return model_from_checkpoint(checkpoint, device), checkpoint

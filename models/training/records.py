@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from musebridge.models.common.checkpoint_io import read_checkpoint
+
 RUN_CHECKPOINT = "run.pt"
 LOG_FILE = "train_log.csv"
 JSON_LOG_FILE = "train_log.json"
@@ -65,7 +67,7 @@ def save_run(path: Path, state: dict[str, Any]) -> None:
 
 def load_run(path: Path) -> dict[str, Any]:
     """run.pt as saved; ValueError when it is not a run of this trainer."""
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+    saved = read_checkpoint(path, "cpu", "training run")
     if not isinstance(saved, dict) or saved.get("format") != RUN_FORMAT:
         raise ValueError(f"{path} is not a run checkpoint of this version's trainer; use a fresh --out-dir")
     return saved

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from musebridge.models.common.checkpoint_io import read_checkpoint
 from musebridge.models.encoding import pianoroll
 
 STEPS = pianoroll.ROLL_STEPS  # 64
@@ -447,10 +448,7 @@ def save_umt(model: UniversalTranslator, path, extra: dict | None = None) -> Non
 
 def load_umt(path, device: str | torch.device = "cpu") -> tuple[UniversalTranslator, dict]:
     """(model in eval mode, the checkpoint's extra entries); ValueError if it is not a UMT checkpoint."""
-    try:
-        payload = torch.load(path, map_location=device, weights_only=True)
-    except Exception as error:  # noqa: BLE001 - unpickling errors come in many types
-        raise ValueError(f"cannot read UMT checkpoint {path}: {error}") from error
+    payload = read_checkpoint(path, device, "UMT")
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a musebridge UMT checkpoint")
     config = UMTConfig.from_dict(payload["config"])

@@ -72,3 +72,19 @@ def test_continue_refuses_a_genre_the_model_does_not_know(
 def test_serve_takes_a_client_name() -> None:
     args = build_parser().parse_args(["serve", "--midi-name", "second"])
     assert args.midi_name == "second"
+
+
+@pytest.mark.parametrize("command", [
+    ["transfer", "{in}", "--to", "folk"], ["continue", "{in}"], ["interpolate", "{in}", "{in}"], ["sample"],
+    ["transfer", "{in}", "--to", "folk", "--model", "umt"],
+])
+def test_a_file_that_is_no_checkpoint_is_refused_in_one_line(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """torch's own message is a page that advises weights_only=False (running the file's code): never."""
+    melody = write_melody(tmp_path / "in.mid", A_MELODY)
+    args = [str(melody) if part == "{in}" else part for part in command]
+    assert main([*args, "-o", str(tmp_path / "out.mid"), "--checkpoint", str(melody)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "in.mid" in err and "weights_only" not in err, err
+    assert not (tmp_path / "out.mid").exists()
