@@ -16,6 +16,7 @@ bulk path at C++ speed.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,9 @@ def read_midi(source: Path | str | bytes, channels: bool = False) -> MidiScore:
         tempos += [(int(t.time), float(t.qpm)) for t in score.tempos]
         meters += [(int(t.time), int(t.numerator), int(t.denominator)) for t in score.time_signatures]
         keys += [(int(k.time), int(k.key), int(k.tonality)) for k in score.key_signatures]
+    for tick, qpm in tempos:
+        if not math.isfinite(qpm) or qpm <= 0:  # 00 00 00 microseconds per beat: time would stand still
+            raise MidiFileError(f"a tempo event of 0 microseconds per beat at tick {tick}")
     if max(ends.values(), default=0) >= LATE:
         raise MidiFileError(f"a track lasts more than {LATE - 1} ticks (the reader's limit)")
     tracks = []

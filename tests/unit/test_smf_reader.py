@@ -196,3 +196,12 @@ def test_a_file_of_exactly_the_bar_limit_is_read() -> None:
 
     end = MAX_BARS * 4  # 1 PPQN, 4/4: the last note ends on the last bar line
     assert read_midi(smf([notes_track([(60, 80, 0, 1), (62, 80, end - 1, end)])], ticks_per_beat=1))
+
+
+@pytest.mark.parametrize("channels", [False, True])
+def test_a_tempo_of_zero_microseconds_per_beat_is_refused_by_both_paths(channels: bool) -> None:
+    """FF 51 03 00 00 00: no time would pass (it read as 'tempo inf BPM' and wrote 60,000,000 BPM)."""
+    body = b"\x00\xff\x51\x03\x00\x00\x00\x00\x90\x3c\x40\x60\x80\x3c\x40\x00\xff\x2f\x00"
+    data = HEADER + b"\x00\x00\x00\x01\x01\xe0MTrk" + len(body).to_bytes(4, "big") + body
+    with pytest.raises(MidiFileError, match="tempo event of 0 microseconds per beat at tick 0"):
+        read_midi(data, channels=channels)
