@@ -6,8 +6,10 @@ from __future__ import annotations
 import argparse
 import random
 from collections.abc import Callable
+from pathlib import Path
 
 from musebridge.core.clock import MAX_BPM, MIN_BPM
+from musebridge.errors import UserError
 
 MAX_TEMPERATURE = 10.0
 MAX_SEED = 2**32 - 1  # numpy's seed range; torch takes more
@@ -59,3 +61,12 @@ def chosen_seed(args: argparse.Namespace) -> int:
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(MAX_SEED + 1)
     return args.seed
+
+
+def refuse_overwriting_an_input(output: Path, *inputs: Path) -> None:
+    """UserError when -o names one of the input files: the input would be lost if the run fails midway,
+    and a user who wants it replaced can move the result over it."""
+    target = output.expanduser().resolve()
+    for path in inputs:
+        if path.expanduser().resolve() == target:
+            raise UserError(f"-o {output} is the input file; write the result to another file")

@@ -63,6 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_continue(args: argparse.Namespace) -> int:
     if not 1 <= args.bars <= MAX_BARS:
         raise UserError(f"--bars must be 1..{MAX_BARS}, got {args.bars}")
+    arguments.refuse_overwriting_an_input(args.output, args.input)
     score = open_midi(args.input)
     parts = select_parts(score, args.track)
     segment, call = phrases_of(score, parts)[-1]

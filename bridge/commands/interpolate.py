@@ -74,6 +74,7 @@ def load_vae(args: argparse.Namespace):
 def run_interpolate(args: argparse.Namespace) -> int:
     if args.steps < 1 or args.steps > 256:
         raise UserError(f"--steps must be 1..256, got {args.steps}")
+    arguments.refuse_overwriting_an_input(args.output, args.clip_a, args.clip_b)
     a = read_midi_clip(args.clip_a, args.bars, args.track)
     clip_a = a.phrase
     b = read_midi_clip(args.clip_b, args.bars, args.track, meter=clip_a.meter)  # the morph's meter

@@ -64,9 +64,11 @@ def add_track_option(parser: argparse.ArgumentParser) -> None:
 
 
 def run_transfer(args: argparse.Namespace) -> int:
+    from musebridge.commands.arguments import refuse_overwriting_an_input
     from musebridge.core.model_protocol import ModelRequest
     from musebridge.core.music import Phrase
 
+    refuse_overwriting_an_input(args.output, args.input)
     score = open_midi(args.input)
     parts = select_parts(score, args.track)
     runs = phrases_of(score, parts)

@@ -88,3 +88,17 @@ def test_a_file_that_is_no_checkpoint_is_refused_in_one_line(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "in.mid" in err and "weights_only" not in err, err
     assert not (tmp_path / "out.mid").exists()
+
+
+@pytest.mark.parametrize("command", [
+    ["transfer", "{in}", "--to", "folk"], ["continue", "{in}"], ["interpolate", "{in}", "{other}"],
+])
+def test_the_output_may_not_be_an_input(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    melody = write_melody(tmp_path / "in.mid", A_MELODY)
+    other = write_melody(tmp_path / "other.mid", A_MELODY[::-1])
+    before = melody.read_bytes()
+    args = [str(melody) if p == "{in}" else str(other) if p == "{other}" else p for p in command]
+    assert main([*args, "-o", str(tmp_path / "." / "in.mid")]) == 2
+    assert "is the input file" in capsys.readouterr().err and melody.read_bytes() == before
