@@ -181,9 +181,11 @@ def _assign(score: MidiScore, parts: Sequence[MidiPart], notes: Sequence[Note]) 
 
 def write_back(
     score: MidiScore, parts: Sequence[MidiPart], notes: Sequence[Note], path: Path, replace: bool = True
-) -> None:
+) -> int:
     """Write `score` to `path` with the model's `notes` (beats) on the acted `parts` (their notes replaced,
-    or kept with replace=False, for an answer added after a call). Other tracks are copied untouched."""
+    or kept with replace=False, for an answer added after a call). Other tracks are copied untouched.
+    Returns how many of `notes` were written: a note shorter than half a tick at the file's PPQN has
+    no length in it and is left out."""
     drop: dict[int, set[int]] = {}
     if replace:
         for part in parts:
@@ -193,6 +195,7 @@ def write_back(
         rewrite_midi(score, path, drop, add)
     except OSError as error:
         raise UserError(f"{path}: cannot write ({error.strerror or error})") from error
+    return sum(len(placed) for placed in add.values())
 
 
 def describe_selection(score: MidiScore, parts: Sequence[MidiPart]) -> str:

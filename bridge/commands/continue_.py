@@ -99,10 +99,10 @@ def run_continue(args: argparse.Namespace) -> int:
         print(f"wrote {args.output}: {model.kind} answer alone ({args.bars} bars, {len(answer.notes)} notes, "
               f"seed {args.seed})")
         return 0
-    write_back(score, parts, placed, args.output, replace=False)
+    written = write_back(score, parts, placed, args.output, replace=False)
     print(
         f"wrote {args.output}: the whole input ({describe_timing(score)}) + {model.kind} answer ({args.bars} "
-        f"bars of {call.meter}, {len(placed)} notes) from beat "
+        f"bars of {call.meter}, {written} notes) from beat "
         f"{answer_start:g}; the call: its last {call.bars} bars; seed {args.seed}"
     )
     return 0

@@ -93,12 +93,12 @@ def run_transfer(args: argparse.Namespace) -> int:
             raise UserError(f"{args.input}: {error}") from error
         cut = Phrase(result.notes, result.bars, result.meter).clipped().notes
         output += [n.shifted(segment.start) for n in cut if n.start < segment.length - 1e-9]
-    write_back(score, parts, output, args.output)
+    written = write_back(score, parts, output, args.output)
     bars = sum(segment.bars for segment, _phrase in runs)
     print(describe_selection(score, parts))
     print(
         f"wrote {args.output}: {bars} bars ({describe_timing(score)}), {notes_in} notes in, "
-        f"{len(output)} notes out ({genre}); other tracks, tempo map and meters as they were"
+        f"{written} notes out ({genre}); other tracks, tempo map and meters as they were"
     )
     return 0
 

@@ -254,3 +254,15 @@ def test_the_zero_length_warning_says_what_transfer_and_continue_do_with_their_e
         write_back(score, parts, [Note(62, 80, 0.0, 1.0)], out, replace=replacing)
         body = chunk_bodies(out.read_bytes())[1]
         assert {body[i + 1] for i in range(len(body) - 2) if body[i] == 0x90} == pitches
+
+
+def test_write_back_counts_only_the_notes_it_wrote(tmp_path) -> None:
+    """At 1 PPQN a note of a tenth of a beat has no length in ticks: it is left out and not counted
+    (the transfer summary said 26 notes out for a file that held 13)."""
+    source = tmp_path / "in.mid"
+    source.write_bytes(smf([conductor(), notes_track([(60, 90, 0, 4)])], ticks_per_beat=1))
+    score = open_midi(source)
+    notes = [Note(60, 90, 0.0, 1.0), Note(62, 90, 1.0, 0.1), Note(64, 90, 2.0, 2.0)]
+    out = tmp_path / "out.mid"
+    assert write_back(score, select_parts(score), notes, out) == 2
+    assert len(read_midi(out).parts()[0].notes) == 2
