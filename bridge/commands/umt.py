@@ -39,13 +39,21 @@ def register_train(models: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-augment", action="store_true", help="no input augmentation (the ablation)")
     parser.add_argument("--confusion-weight", type=float, help="lambda of the domain confusion (1e-2)")
     parser.add_argument("--steps", type=int, default=4000)
-    parser.add_argument("--checkpoint-every", type=int, default=250, help="validate and save every N steps")
+    parser.add_argument("--checkpoint-every", type=int, default=250,
+                        help="validate, save the checkpoint and run.pt every N steps")
+    parser.add_argument("--log-every", type=int, default=50, help="log the mean losses every N steps")
     parser.add_argument("--max-phrases", type=int, default=0, help="cap train phrases per genre (0: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument(
         "-o", "--output", type=Path, help="checkpoint (default models/checkpoints/umt.pt; umt_NAME.pt)"
     )
+    parser.add_argument("--run-dir", type=Path, help="resumable run folder: run.pt, train_log.csv/.json, "
+                        "train_curves.png (default runs/umt, or runs/umt-NAME with --add-genre)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
+    parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                        help="auto (default): bf16 autocast on CUDA, fp32 elsewhere")
     parser.set_defaults(handler=_run_train)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from trainer_helpers import ToyFamily, free_port, run_families, run_rank
+from trainer_helpers import ToyFamily, free_port, run_families, run_rank, run_umt
 from vae_helpers import tiny_dataset
 
 from musebridge.models.training import TrainerOptions, fit
@@ -99,6 +99,27 @@ def test_every_family_trains_under_two_processes(tmp_path) -> None:
         assert all(torch.isfinite(v).all() for v in weights.values() if v.dtype.is_floating_point)
     log = json.loads((tmp_path / "crnngan0" / "train_log.json").read_text())["history"]
     assert "d_loss" in log[-1] and "mse" in log[0]  # pretraining, then the adversarial phase
+
+
+def test_umt_two_processes_follow_the_one_process_run(tmp_path) -> None:
+    """The universal translator under 2 gloo ranks (encoder + decoders and the domain classifier wrapped
+    apart, each rank augmenting the whole batch and training on its share of every genre): the weights
+    and the logged losses of one process, within float tolerance; rank 0 alone writes."""
+    run_umt(0, 1, free_port(), str(tmp_path))
+    port = free_port()
+    procs = [PROCESSES.Process(target=run_umt, args=(rank, 2, port, str(tmp_path))) for rank in range(2)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(120)
+    assert [proc.exitcode for proc in procs] == [0, 0]
+    assert (tmp_path / "umt2-rank0" / "run.pt").exists() and not (tmp_path / "umt2-rank1").exists()
+    one, two = (torch.load(tmp_path / f"umt{n}.pt", weights_only=True) for n in (1, 2))
+    assert_close(one["weights"], two["weights"], atol=1e-5)
+    for a, b in zip(one["history"], two["history"], strict=True):
+        for key in ("reconstruction", "confusion", "classifier_accuracy"):
+            assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), key
+    assert one["history"][-1]["reconstruction"] < one["history"][0]["reconstruction"]
 
 
 def test_gradient_accumulation_equals_the_whole_batch(tmp_path) -> None:

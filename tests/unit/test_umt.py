@@ -19,7 +19,7 @@ from musebridge.models.umt.model import (
     save_umt,
 )
 from musebridge.models.umt.phrase_model import UMTPhraseModel, create_umt_model
-from musebridge.models.umt.train import UMTTrainer, choose_threshold, reconstruction_loss, train_loop
+from musebridge.models.umt.train import UMTTrainer, choose_threshold, reconstruction_loss, train_umt
 
 GENRES = ("folk", "chorale", "celtic")
 
@@ -112,8 +112,7 @@ def test_training_steps_lower_the_reconstruction_loss(bottleneck: str) -> None:
     model = tiny(bottleneck=bottleneck, learning_rate=3e-3)
     train = {"folk": toy_rolls(4), "chorale": toy_rolls(5, chords=True), "celtic": toy_rolls(6)}
     before = reconstruction_loss(model, train)
-    trainer = UMTTrainer(model, seed=0)
-    result = train_loop(trainer, train, 20, log=lambda _line: None)
+    result = train_umt(model, train, 20, log=lambda _line: None)
     assert result.steps == 20 and {"reconstruction", "confusion", "classifier_accuracy"} <= set(result.losses)
     assert ("diversity" in result.losses) == (bottleneck == "argmax")
     assert reconstruction_loss(model, train) < 0.7 * before
@@ -128,12 +127,79 @@ def test_a_new_genre_trains_only_its_decoder() -> None:
     model.add_genre("jazz")
     assert model.genres == (*GENRES, "jazz") and model.config.genres[-1] == "jazz"
     new_before = {k: v.clone() for k, v in model.decoder("jazz").state_dict().items()}
-    trainer = UMTTrainer(model, seed=0, new_genres=("jazz",))
-    train_loop(trainer, {"jazz": toy_rolls(7)}, 5, log=lambda _line: None)
+    train_umt(model, {"jazz": toy_rolls(7)}, 5, new_genres=("jazz",), log=lambda _line: None)
     after = model.state_dict()
     for key, value in frozen.items():  # encoder, classifier and every other decoder: bit-identical
         assert torch.equal(after[key], value), key
     assert any(not torch.equal(model.decoder("jazz").state_dict()[k], v) for k, v in new_before.items())
+
+
+def reference_loop(trainer: UMTTrainer, train: dict, steps: int, seed: int, genres=None) -> list[dict]:
+    """The loop UMT trained with before the shared trainer (models/umt/train.py's train_loop, logging
+    left out): torch seeded, batches from numpy seeded by seed + 1, one UMTTrainer.step each."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed + 1)
+    size = trainer.config.batch_per_genre
+    rows = []
+    for _ in range(steps):
+        batches = {g: train[g][rng.integers(0, len(train[g]), size)] for g in genres or train}
+        rows.append(trainer.step(batches))
+    return rows
+
+
+@pytest.mark.parametrize("mode", ["continuous", "argmax", "add_genre"])
+def test_shared_trainer_follows_the_old_loop_exactly(mode: str, tmp_path) -> None:
+    """One process on models/training: the same per-step losses and the same weights as the old loop."""
+    def make() -> tuple[UniversalTranslator, dict, tuple[str, ...]]:
+        if mode == "add_genre":
+            model = tiny()
+            model.add_genre("jazz")
+            return model, {"jazz": toy_rolls(7)}, ("jazz",)
+        train = {"folk": toy_rolls(4), "chorale": toy_rolls(5, chords=True), "celtic": toy_rolls(6)}
+        return tiny(bottleneck=mode, learning_rate=3e-3), train, ()
+
+    model, train, new = make()
+    old = reference_loop(UMTTrainer(model, seed=3, new_genres=new), train, 6, 3)
+    ported, train, new = make()
+    result = train_umt(ported, train, 6, 3, new_genres=new, log=lambda _line: None, log_every=1,
+                       out_dir=tmp_path / "run")
+    logged = [{k: v for k, v in row.items() if k not in ("step", "seconds")} for row in result.history]
+    assert logged == old  # bit-identical, not approximately
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, ported.state_dict()[key]), key
+    assert {"reconstruction", "frames_exact"} <= set(old[-1]) and old[0] != old[-1]
+
+
+def test_training_resumes_exactly_after_an_interruption(tmp_path) -> None:
+    """The batch and augmentation streams, both optimisers and the best-so-far come back from run.pt."""
+    train = {"folk": toy_rolls(4), "chorale": toy_rolls(5, chords=True)}
+    valid = {"folk": toy_rolls(9, 4)}
+
+    def run(folder, resume=False, stop_at=0):
+        torch.manual_seed(0)
+        model = UniversalTranslator(get_config("tiny", genres=("folk", "chorale")))
+        kept = []
+
+        def checkpoint(step: int, loss: float, best: bool) -> None:
+            kept.append((step, best))
+            if step == stop_at:
+                raise KeyboardInterrupt  # a kill right after run.pt of this step was written
+
+        result = train_umt(model, train, 6, 2, validation=lambda m: reconstruction_loss(m, valid),
+                           checkpoint=checkpoint, checkpoint_every=3, log=lambda _l: None,
+                           out_dir=folder, resume=resume)
+        return model.state_dict(), result.history, result.best, kept
+
+    straight, history, best, kept = run(tmp_path / "a")
+    assert [step for step, _ in kept] == [3, 6] and best["step"] in (3, 6) and kept[0][1]
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "b", stop_at=3)
+    resumed, again, best_again, kept_again = run(tmp_path / "b", resume=True)
+    for key, value in straight.items():
+        assert torch.equal(value, resumed[key]), key
+    timeless = [[{k: v for k, v in r.items() if k != "seconds"} for r in h] for h in (history, again)]
+    assert timeless[0] == timeless[1] and "valid_reconstruction" in again[-1]
+    assert best_again == best and kept_again == kept[1:] and (tmp_path / "b" / "train_curves.png").exists()
 
 
 def test_checkpoint_round_trip_keeps_an_added_genre(tmp_path) -> None:

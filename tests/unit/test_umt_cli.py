@@ -104,10 +104,13 @@ def test_train_judges_then_umt_then_add_genre_then_eval(toy_dataset, tmp_path, c
 
     umt = out / "umt.pt"
     train = ["train", "umt", "--genres", *genres, *data, "--config", "tiny", "--steps", "3"]
-    assert main([*train, "--checkpoint-every", "2", "-o", str(umt)]) == 0
+    assert main([*train, "--checkpoint-every", "2", "-o", str(umt), "--run-dir", str(tmp_path / "run")]) == 0
     card = yaml.safe_load(umt.with_suffix(".yaml").read_text())
     assert card["genres"] == genres and card["steps"] == 3 and card["config"]["confusion_weight"] == 0.01
     assert card["command"].startswith("musebridge") and not (out / "umt.last.pt").exists()
+    logged = json.loads((tmp_path / "run" / "train_log.json").read_text())  # the shared trainer's run folder
+    assert logged["job"]["family"] == "umt" and logged["history"][-1]["step"] == 3
+    assert "valid_reconstruction" in logged["history"][-1] and (tmp_path / "run" / "run.pt").is_file()
 
     assert main(["train", "umt", "--threshold-only", "--checkpoint", str(umt), *data]) == 0
     assert yaml.safe_load(umt.with_suffix(".yaml").read_text())["threshold"] == torch.load(
@@ -120,7 +123,7 @@ def test_train_judges_then_umt_then_add_genre_then_eval(toy_dataset, tmp_path, c
         write_midi(folder / f"tune{i}.mid", [60 + (i + k) % 12 for k in range(64)])
     extended = tmp_path / "umt_jazz.pt"
     add = ["train", "umt", "--add-genre", f"jazz={folder}", "--checkpoint", str(umt), "--config", "tiny"]
-    assert main([*add, "--steps", "2", "-o", str(extended)]) == 0
+    assert main([*add, "--steps", "2", "-o", str(extended), "--run-dir", str(tmp_path / "run-jazz")]) == 0
     before, after = torch.load(umt, weights_only=True), torch.load(extended, weights_only=True)
     assert after["genres"] == [*genres, "jazz"]
     for key, value in before["state_dict"].items():

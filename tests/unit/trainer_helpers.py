@@ -131,3 +131,25 @@ def run_families(rank: int, world: int, port: int, out: str) -> None:
         for name, model in (("wavenet", wavenet.model), ("crnngan", crnngan.model), ("cyclegan", cyclegan)):
             torch.save(model.state_dict(), folder / f"{name}.pt")
     end_job(job)
+
+
+def run_umt(rank: int, world: int, port: int, out: str) -> None:
+    """One rank of a universal-translator job (tiny config, continuous bottleneck, augmentation on) for
+    4 steps; rank 0 saves the weights and the logged history as out/umt<world>.pt."""
+    from musebridge.models.umt.family import train_umt
+    from musebridge.models.umt.model import UniversalTranslator, get_config
+
+    torch.set_num_threads(1)
+    os.environ.update(WORLD_SIZE=str(world), RANK=str(rank), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    job = start_job("cpu")
+    torch.manual_seed(0)
+    model = UniversalTranslator(get_config("tiny", genres=("folk", "chorale"), learning_rate=3e-3))
+    rng = np.random.default_rng(0)
+    densities = (("folk", 0.03), ("chorale", 0.08))
+    train = {g: (rng.random((16, 64, 84)) < p).astype(np.uint8) for g, p in densities}
+    result = train_umt(model, train, 4, 1, log=lambda _m: None, log_every=2, checkpoint_every=2,
+                       out_dir=Path(out) / f"umt{world}-rank{rank}", job=job)
+    if rank == 0:
+        torch.save({"weights": model.state_dict(), "history": result.history}, Path(out) / f"umt{world}.pt")
+    end_job(job)
