@@ -190,9 +190,12 @@ def register_eval(models: argparse._SubParsersAction) -> None:
                         help="wavenet: calibrated temperature to use instead of the checkpoint's")
     parser.add_argument("--top-p", type=float, default=None, metavar="P",
                         help="wavenet: nucleus (0 < P <= 1) to use instead of the checkpoint's")
+    parser.add_argument("--copy-weight", type=float, default=None, metavar="W",
+                        help="wavenet: weight (0 <= W < 1) of the bar cache (tokens 1, 2, 4 bars back) "
+                        "instead of the checkpoint's")
     parser.add_argument("--store-sampling", action="store_true",
-                        help="write --sampling-temperature / --top-p into each WaveNet checkpoint and card "
-                        "(choose them on --split valid)")
+                        help="write --sampling-temperature / --top-p / --copy-weight into each WaveNet "
+                        "checkpoint and card (choose them on --split valid)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--update-card", action="store_true", help="store the metrics in each model card")
@@ -208,6 +211,8 @@ def _run_eval(args: argparse.Namespace) -> int:
         raise UserError("--call-bars, --bars (<= 64) and --windows must be >= 1")
     if args.top_p is not None and not 0 < args.top_p <= 1:
         raise UserError(f"--top-p must be in (0, 1], got {args.top_p}")
+    if args.copy_weight is not None and not 0 <= args.copy_weight < 1:
+        raise UserError(f"--copy-weight must be in [0, 1), got {args.copy_weight}")
     if args.sampling_temperature is not None and not args.sampling_temperature > 0:
         raise UserError(f"--sampling-temperature must be > 0, got {args.sampling_temperature}")
     from musebridge.models.continuation.eval import run

@@ -142,16 +142,19 @@ def run_info(args: argparse.Namespace) -> int:
         print(json.dumps(document, indent=2))
         return 0
     print(f"{data.path}: {len(data)} tunes")
-    header = f"{'genre':<14}{'split':<7}{'tunes':>8}{'notes':>10}{'2-bar':>9}{'4-bar':>9}"
+    width = max([14, *(len(g) + 2 for g in table)])
+    header = f"{'genre':<{width}}{'split':<7}{'tunes':>8}{'notes':>10}{'2-bar':>9}{'4-bar':>9}"
     print(header)
     print("-" * len(header))
     for genre in sorted(table):
         for split in SPLITS:
             row = table[genre].get(split, {})
             print(
-                f"{genre:<14}{split:<7}{row.get('tunes', 0):>8}{row.get('notes', 0):>10}"
+                f"{genre:<{width}}{split:<7}{row.get('tunes', 0):>8}{row.get('notes', 0):>10}"
                 f"{row.get('windows_2bar', 0):>9}{row.get('windows_4bar', 0):>9}"
             )
+    if data.out_of_domain:
+        print(f"held out (out of domain, never trained on): {', '.join(data.out_of_domain)}")
     meters = ", ".join(f"{m} {n}" for m, n in list(data.meter_counts().items())[:8])
     print(f"complete bars by meter: {meters}")
     return 0

@@ -3,8 +3,9 @@ plus the checkpoint I/O shared by training and evaluation (export, model cards, 
 
 The adapter answers `request.phrase` (the call) with `request.bars` bars in the call's meter:
 - wavenet: the call's top voice as melody tokens primes the per-layer caches, `bars` bars of tokens are
-  sampled at `request.temperature` times the checkpoint's calibrated temperature (<= 0: argmax), from
-  the checkpoint's nucleus (`sampling: {temperature, top_p}`, chosen on the valid split; absent = 1, 1),
+  sampled at `request.temperature` times the checkpoint's calibrated temperature (<= 0: argmax), mixed
+  with the bar cache (the tokens 1, 2 and 4 bars back) at the checkpoint's `copy_weight`, from its
+  nucleus (`sampling: {temperature, top_p, copy_weight}`, chosen on the valid split; absent = 1, 1, 0),
   and decoded with the call's velocities;
 - crnngan: the call's tone steps prime the generator, which then runs until the answer is filled;
   `request.temperature` scales the generator's noise around its middle (1.0 = as trained).
@@ -118,16 +119,18 @@ def write_card(
     return path
 
 
-def store_sampling(path: str | Path, temperature: float, top_p: float) -> dict:
+def store_sampling(path: str | Path, temperature: float, top_p: float, copy_weight: float = 0.0) -> dict:
     """Write the calibrated sampling settings into a WaveNet checkpoint (weights untouched) and its card;
     returns them. ValueError for other kinds or values out of range."""
     import yaml
 
     path = Path(path)
     kind, _model, checkpoint = load_checkpoint(path)
-    if kind != "wavenet" or not (temperature > 0 and 0 < top_p <= 1):
-        raise ValueError("sampling settings apply to WaveNet checkpoints: temperature > 0, 0 < top_p <= 1")
-    checkpoint["sampling"] = {"temperature": float(temperature), "top_p": float(top_p)}
+    if kind != "wavenet" or not (temperature > 0 and 0 < top_p <= 1 and 0 <= copy_weight < 1):
+        raise ValueError("sampling settings apply to WaveNet checkpoints: temperature > 0, 0 < top_p <= 1, "
+                         "0 <= copy_weight < 1")
+    checkpoint["sampling"] = {"temperature": float(temperature), "top_p": float(top_p),
+                              "copy_weight": float(copy_weight)}
     torch.save(checkpoint, path)
     card = path.with_suffix(".yaml")
     if card.exists():
@@ -180,8 +183,10 @@ class ContinuePhraseModel:
         sampling = dict(sampling or {})
         self.temperature_scale = float(sampling.get("temperature", 1.0))
         self.top_p = float(sampling.get("top_p", 1.0))
-        if not (self.temperature_scale > 0 and 0 < self.top_p <= 1):
-            raise ValueError(f"sampling needs temperature > 0 and 0 < top_p <= 1, got {sampling}")
+        self.copy_weight = float(sampling.get("copy_weight", 0.0))
+        if not (self.temperature_scale > 0 and 0 < self.top_p <= 1 and 0 <= self.copy_weight < 1):
+            raise ValueError(f"bad sampling settings {sampling}: need temperature > 0, 0 < top_p <= 1, "
+                             "0 <= copy_weight < 1")
         self.kind = kind
         self.name = name or kind
         self.model = model.to(device).eval()
@@ -274,6 +279,7 @@ class ContinuePhraseModel:
             genre=self._genre_index(request.genre),
             generator=generator,
             top_p=self.top_p,
+            cache_weight=self.copy_weight,
         )
         return melody.decode_tokens(
             answer[0].cpu().numpy(), call.meter, velocity_source=call if call.notes else None

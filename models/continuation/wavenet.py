@@ -19,6 +19,7 @@ is the cached step).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -32,6 +33,7 @@ from musebridge.models.common import checkpoint_io
 NUM_CLASSES = 90
 ENCODING_NAME = "melody90"
 MAX_STEPS_PER_BAR = 64
+CACHE_BARS = (1, 2, 4)  # bar_cache: the lags a melody repeats at (bar, two bars, a 4-bar phrase)
 
 
 @dataclass
@@ -183,14 +185,23 @@ class MelodyWaveNet(nn.Module):
 
     @staticmethod
     def _choose(
-        logits: torch.Tensor, temperature: float, generator: torch.Generator | None, top_p: float = 1.0
+        logits: torch.Tensor,
+        temperature: float,
+        generator: torch.Generator | None,
+        top_p: float = 1.0,
+        cache: torch.Tensor | None = None,
+        cache_weight: float = 0.0,
     ) -> torch.Tensor:
-        """logits [B, K] -> tokens [B]; temperature <= 0 means argmax. top_p < 1 samples from the
+        """logits [B, K] -> tokens [B]; temperature <= 0 means argmax. With a cache [B, K] (bar_cache)
+        the distribution is (1 - cache_weight) * softmax(logits / T) + cache_weight * cache (the
+        mixture of a cache language model, Grave et al. 2017). top_p < 1 then samples from the
         smallest set of most likely tokens whose probability reaches top_p (nucleus sampling,
         Holtzman et al. 2020); one draw a row either way, so seeded runs stay comparable."""
         if temperature <= 0:
             return logits.argmax(-1)
         probs = torch.softmax(logits / temperature, dim=-1)
+        if cache is not None and cache_weight > 0:
+            probs = (1.0 - cache_weight) * probs + cache_weight * cache
         if top_p < 1.0:
             ordered, order = probs.sort(dim=-1, descending=True)
             outside = ordered.cumsum(-1) - ordered >= top_p  # the most likely token always stays
@@ -213,10 +224,13 @@ class MelodyWaveNet(nn.Module):
         generator: torch.Generator | None = None,
         return_logits: bool = False,
         top_p: float = 1.0,
+        cache_weight: float = 0.0,
+        cache_bars: Sequence[int] = CACHE_BARS,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Continue `call` [B, Tc] by `steps` tokens, recomputing the full stack each step (reference path).
 
-        Returns the new tokens [B, steps] (and their logits [B, steps, K] with return_logits)."""
+        Returns the new tokens [B, steps] (and their logits [B, steps, K] with return_logits).
+        cache_weight > 0 mixes in the bar cache (`bar_cache` of `cache_bars`, see `_choose`)."""
         self._check_generate_args(call, steps_per_bar, genre)
         batch, call_len = call.shape
         history = self._with_start(call)  # [B, Tc + 1]
@@ -230,7 +244,8 @@ class MelodyWaveNet(nn.Module):
                 torch.arange(first, first + window.shape[1], device=call.device) % steps_per_bar
             ).expand(batch, -1)
             logits = self(window, positions, genre)[:, -1]  # [B, K]
-            token = self._choose(logits, temperature, generator, top_p)
+            cache = bar_cache(history[:, 1:], steps_per_bar, cache_bars) if cache_weight > 0 else None
+            token = self._choose(logits, temperature, generator, top_p, cache, cache_weight)
             out.append(token)
             all_logits.append(logits)
             history = torch.cat([history, token.unsqueeze(1)], dim=1)
@@ -269,6 +284,8 @@ class MelodyWaveNet(nn.Module):
         generator: torch.Generator | None = None,
         return_logits: bool = False,
         top_p: float = 1.0,
+        cache_weight: float = 0.0,
+        cache_bars: Sequence[int] = CACHE_BARS,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Continue `call` [B, Tc] by `steps` tokens with per-layer queues (Fast WaveNet): O(layers) a step.
 
@@ -276,9 +293,13 @@ class MelodyWaveNet(nn.Module):
         (and logits [B, steps, K] with return_logits)."""
         cache = self.prime(call, steps_per_bar, genre)
         out, all_logits = [], []
+        history = call.long()
         for _ in range(steps):
             logits = cache.step_logits()
-            token = self._choose(logits, temperature, generator, top_p)
+            copies = bar_cache(history, steps_per_bar, cache_bars) if cache_weight > 0 else None
+            token = self._choose(logits, temperature, generator, top_p, copies, cache_weight)
+            if cache_weight > 0:
+                history = torch.cat([history, token.unsqueeze(1)], dim=1)
             cache.pending = token
             out.append(token)
             all_logits.append(logits)
@@ -286,6 +307,22 @@ class MelodyWaveNet(nn.Module):
         if return_logits:
             return tokens, torch.stack(all_logits, dim=1)
         return tokens
+
+
+def bar_cache(
+    history: torch.Tensor, steps_per_bar: int, bars: Sequence[int] = CACHE_BARS
+) -> torch.Tensor | None:
+    """The bar cache [B, K]: for the step after `history` [B, T] (tokens so far, call first), the mean
+    one-hot of the tokens exactly 1, 2 and 4 bars back (`bars`; those inside the history): a melody
+    repeats its bars and its phrases, and a small WaveNet under-copies them (see
+    models/continuation/diagnostics.py). None when no lag reaches into the history."""
+    length = history.shape[1]
+    picks = [history[:, length - b * steps_per_bar] for b in bars if 0 < b * steps_per_bar <= length]
+    if not picks:
+        return None
+    stacked = torch.stack(picks, dim=1)  # [B, lags]
+    out = torch.zeros(history.shape[0], NUM_CLASSES, device=history.device)
+    return out.scatter_add_(1, stacked, torch.full(stacked.shape, 1.0 / len(picks), device=history.device))
 
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:

@@ -8,6 +8,7 @@ from musebridge.core.music import Note, Phrase
 from musebridge.models.continuation.eval import (
     continuation_fit,
     estimate_scale,
+    mean_gap,
     mean_statistics,
     phrase_statistics,
     polyphony_score,
@@ -58,9 +59,15 @@ def test_phrase_statistics_and_means() -> None:
 
 def test_relative_gaps_and_the_ten_percent_goal() -> None:
     gaps = relative_gaps({"tone_span": 11.0, "polyphony": 0.0}, {"tone_span": 10.0, "polyphony": 0.0})
-    assert gaps["tone_span"] == {"gap": pytest.approx(0.1), "within_10pct": True}
-    assert gaps["polyphony"]["within_10pct"] is True
+    span = gaps["tone_span"]
+    assert span == {"gap": pytest.approx(0.1), "within_10pct": True, "signed_gap": pytest.approx(0.1)}
+    # monophonic real answers: polyphony has no relative gap and counts for no goal
+    assert gaps["polyphony"] == {"gap": 0.0, "within_10pct": None, "defined": False}
     assert relative_gaps({"polyphony": 0.2}, {"polyphony": 0.0})["polyphony"]["gap"] == pytest.approx(0.2)
+    assert relative_gaps({"polyphony": 0.0}, {"polyphony": 0.0006})["polyphony"]["defined"] is False
+    chords = relative_gaps({"polyphony": 0.1}, {"polyphony": 0.2})["polyphony"]
+    assert chords["within_10pct"] is False and chords["signed_gap"] == pytest.approx(-0.5)
+    assert mean_gap(gaps) == pytest.approx(0.1)
     assert relative_gaps({"tone_span": 12.0}, {"tone_span": 10.0})["tone_span"]["within_10pct"] is False
 
 

@@ -190,3 +190,27 @@ def test_copy_rates_count_exact_repeats_bars_back() -> None:
     varied = repeated.copy()
     varied[0, 48] = 50  # one answer note-on of 8 changed: it and nothing else stops repeating
     assert copy_rates(varied, 32, (16,))[16] == pytest.approx(7 / 8)
+
+
+def test_bar_cache_mixes_in_the_tokens_bars_back() -> None:
+    import torch
+
+    from musebridge.models.continuation.wavenet import MelodyWaveNet, WaveNetConfig, bar_cache
+
+    history = torch.arange(64).remainder(90).unsqueeze(0)  # 4 bars of 16 steps: tokens 0..63
+    cache = bar_cache(history, 16)
+    assert cache is not None and cache.shape == (1, 90)
+    assert {int(i) for i in cache[0].nonzero()} == {48, 32, 0}  # 1, 2 and 4 bars back
+    torch.testing.assert_close(cache.sum(), torch.tensor(1.0))
+    assert bar_cache(history[:, :10], 16) is None
+    torch.manual_seed(0)
+    model = MelodyWaveNet(WaveNetConfig(residual_channels=8, skip_channels=8, blocks=1, layers_per_block=3))
+    call = torch.randint(2, 90, (2, 40))
+    kwargs = {"temperature": 1.0, "top_p": 0.9, "cache_weight": 0.6}
+    cached = model.generate(call, 40, 16, generator=torch.Generator().manual_seed(3), **kwargs)
+    naive = model.generate_naive(call, 40, 16, generator=torch.Generator().manual_seed(3), **kwargs)
+    assert torch.equal(cached, naive)  # the Fast WaveNet path mixes the same cache
+    almost_copy = model.generate(call, 40, 16, generator=torch.Generator().manual_seed(3), temperature=1.0,
+                                 cache_weight=0.999)
+    everything = torch.cat([call, almost_copy], dim=1)
+    assert (everything[:, 56:] == everything[:, 40:-16]).float().mean() > 0.3  # bar repeats appear
