@@ -193,6 +193,8 @@ def register_eval(models: argparse._SubParsersAction) -> None:
     parser.add_argument("--copy-weight", type=float, default=None, metavar="W",
                         help="wavenet: weight (0 <= W < 1) of the bar cache (tokens 1, 2, 4 bars back) "
                         "instead of the checkpoint's")
+    parser.add_argument("--copy-bars", type=int, nargs="+", default=None, metavar="N",
+                        help="wavenet: the bar cache's lags in bars (default: the checkpoint's, else 1 2 4)")
     parser.add_argument("--store-sampling", action="store_true",
                         help="write --sampling-temperature / --top-p / --copy-weight into each WaveNet "
                         "checkpoint and card (choose them on --split valid)")
@@ -211,6 +213,8 @@ def _run_eval(args: argparse.Namespace) -> int:
         raise UserError("--call-bars, --bars (<= 64) and --windows must be >= 1")
     if args.top_p is not None and not 0 < args.top_p <= 1:
         raise UserError(f"--top-p must be in (0, 1], got {args.top_p}")
+    if args.copy_bars is not None and min(args.copy_bars) < 1:
+        raise UserError("--copy-bars must be whole bars >= 1")
     if args.copy_weight is not None and not 0 <= args.copy_weight < 1:
         raise UserError(f"--copy-weight must be in [0, 1), got {args.copy_weight}")
     if args.sampling_temperature is not None and not args.sampling_temperature > 0:

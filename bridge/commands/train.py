@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_subcommands(parser, "train_model", TRAINERS)
 
 
-PATH_OPTIONS = ("--dataset", "--out-dir", "--export", "--checkpoint", "--json")
+PATH_OPTIONS = ("--dataset", "--data", "--out-dir", "--export", "--checkpoint", "--json")
 
 
 def portable_path(text: str) -> str:

@@ -317,7 +317,8 @@ def evaluate(
             "kind": model.kind,
             "sampling": {"temperature": temperature * getattr(model, "temperature_scale", 1.0),
                          "top_p": getattr(model, "top_p", 1.0),
-                         "copy_weight": getattr(model, "copy_weight", 0.0)},
+                         "copy_weight": getattr(model, "copy_weight", 0.0),
+                         "copy_bars": list(getattr(model, "copy_bars", ()))},
             "free": free_stats,
             "free_gaps": relative_gaps(free_stats, real),
             "continuation": cont_stats,
@@ -451,11 +452,10 @@ def call_answer_pairs(
 def run(args) -> int:
     """`musebridge eval continue` (options in bridge/commands/continue_.py)."""
     import json
-    import shlex
-    import sys
 
     import torch
 
+    from musebridge.commands.train import command_line
     from musebridge.core.music import Meter
     from musebridge.errors import UserError
     from musebridge.models.continuation.phrase_model import (
@@ -483,11 +483,15 @@ def run(args) -> int:
                 model.top_p = args.top_p
             if getattr(args, "copy_weight", None) is not None:
                 model.copy_weight = args.copy_weight
+            if getattr(args, "copy_bars", None):
+                model.copy_bars = tuple(args.copy_bars)
         models[f"{model.kind}:{Path(path).stem}"] = model
     if getattr(args, "store_sampling", False):
         for path, model in zip(paths, models.values(), strict=True):
             if model.kind == "wavenet":
-                stored = store_sampling(path, model.temperature_scale, model.top_p, model.copy_weight)
+                stored = store_sampling(
+                    path, model.temperature_scale, model.top_p, model.copy_weight, model.copy_bars
+                )
                 print(f"{path}: sampling {stored}")
     if getattr(args, "latency", False):
         import json as json_module
@@ -526,7 +530,7 @@ def run(args) -> int:
         call_bars=args.call_bars,
         answer_bars=args.bars,
         genres=sorted(set(genres)),
-        command=shlex.join(["musebridge", *sys.argv[1:]]),
+        command=command_line(),
     )
     if ood_pairs:
         # a held-out genre is unknown to a genre-conditioned model: it gets the model's first genre

@@ -119,7 +119,10 @@ def write_card(
     return path
 
 
-def store_sampling(path: str | Path, temperature: float, top_p: float, copy_weight: float = 0.0) -> dict:
+def store_sampling(
+    path: str | Path, temperature: float, top_p: float, copy_weight: float = 0.0,
+    copy_bars: Sequence[int] = wavenet_module.CACHE_BARS,
+) -> dict:
     """Write the calibrated sampling settings into a WaveNet checkpoint (weights untouched) and its card;
     returns them. ValueError for other kinds or values out of range."""
     import yaml
@@ -130,7 +133,7 @@ def store_sampling(path: str | Path, temperature: float, top_p: float, copy_weig
         raise ValueError("sampling settings apply to WaveNet checkpoints: temperature > 0, 0 < top_p <= 1, "
                          "0 <= copy_weight < 1")
     checkpoint["sampling"] = {"temperature": float(temperature), "top_p": float(top_p),
-                              "copy_weight": float(copy_weight)}
+                              "copy_weight": float(copy_weight), "copy_bars": [int(b) for b in copy_bars]}
     torch.save(checkpoint, path)
     card = path.with_suffix(".yaml")
     if card.exists():
@@ -184,6 +187,7 @@ class ContinuePhraseModel:
         self.temperature_scale = float(sampling.get("temperature", 1.0))
         self.top_p = float(sampling.get("top_p", 1.0))
         self.copy_weight = float(sampling.get("copy_weight", 0.0))
+        self.copy_bars = tuple(int(b) for b in sampling.get("copy_bars", wavenet_module.CACHE_BARS))
         if not (self.temperature_scale > 0 and 0 < self.top_p <= 1 and 0 <= self.copy_weight < 1):
             raise ValueError(f"bad sampling settings {sampling}: need temperature > 0, 0 < top_p <= 1, "
                              "0 <= copy_weight < 1")
@@ -280,6 +284,7 @@ class ContinuePhraseModel:
             generator=generator,
             top_p=self.top_p,
             cache_weight=self.copy_weight,
+            cache_bars=self.copy_bars,
         )
         return melody.decode_tokens(
             answer[0].cpu().numpy(), call.meter, velocity_source=call if call.notes else None

@@ -161,23 +161,24 @@ def test_continue_eval_reports_out_of_domain_and_stores_sampling(tmp_path, capsy
     args = ["eval", "continue", "--checkpoint", str(export), "--data", str(path), "--call-bars", "2",
             "--bars", "2", "--windows", "4", "--json", str(out)]
     assert main([*args, "--split", "valid", "--sampling-temperature", "0.8", "--top-p", "0.9",
-                 "--store-sampling"]) == 0
+                 "--copy-weight", "0.3", "--copy-bars", "4", "--store-sampling"]) == 0
     from musebridge.models.continuation.phrase_model import ContinuePhraseModel
 
     model = ContinuePhraseModel.from_checkpoint(export)
-    assert (model.temperature_scale, model.top_p) == (0.8, 0.9)
+    assert (model.temperature_scale, model.top_p, model.copy_weight, model.copy_bars) == (0.8, 0.9, 0.3, (4,))
     assert yaml.safe_load(export.with_suffix(".yaml").read_text())["sampling"]["top_p"] == 0.9
     assert main([*args, "--update-card"]) == 0
     result = json.loads(out.read_text())
     assert result["genres"] == ["celtic", "folk"] and result["out_of_domain"]["genres"] == ["ood_x"]
     entry = result["out_of_domain"]["models"]["wavenet:wavenet_toy"]
-    assert entry["sampling"] == {"temperature": 0.8, "top_p": 0.9}
+    assert entry["sampling"] == {"temperature": 0.8, "top_p": 0.9, "copy_weight": 0.3, "copy_bars": [4]}
     assert entry["likelihood"]["nll_per_note"] > entry["likelihood"]["nll"] > 0
     card = yaml.safe_load(export.with_suffix(".yaml").read_text())
     assert card["metrics"]["out_of_domain"]["windows"] == result["out_of_domain"]["windows"]
     assert "out of domain (never trained on): ood_x" in capsys.readouterr().out
     assert main([*args, "--ood-genres", "folk"]) == 2
     assert main([*args, "--top-p", "0"]) == 2
+    assert main([*args, "--copy-weight", "1"]) == 2
 
 
 def test_copy_rates_count_exact_repeats_bars_back() -> None:
