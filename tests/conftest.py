@@ -16,8 +16,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 sys.path.insert(0, str(Path(__file__).parent / "e2e"))
+
+# Property tests draw the same examples on every run (CI stays deterministic); to search for new
+# counterexamples, run with HYPOTHESIS_PROFILE=explore and keep what it finds as an @example.
+settings.register_profile("deterministic", derandomize=True, database=None)
+settings.register_profile("explore", max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 import jack_harness  # noqa: E402
 

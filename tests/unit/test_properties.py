@@ -291,12 +291,18 @@ def _run(rig: Rig, steps) -> None:
 @given(st.lists(STEP, max_size=40), st.booleans())
 # found by this test: a thru key struck twice, then a preset leaves thru: its second note-off was lost
 @example(steps=[("key", True, 0, 58), ("key", True, 0, 58), ("preset",)], panic=False)
+@example(steps=[("mode", 1, "sample"), ("key", True, 0, 58)], panic=True)
 def test_after_keys_up_and_a_stop_or_a_panic_no_note_sounds(steps, panic: bool) -> None:
     rig = Rig()
     rig.transport(True, 0.0)
     _run(rig, steps)
     if panic:
         rig.osc("/musebridge/panic")
+        assert sounding(rig.output.sent) == Counter(), rig.output.sent[-20:]  # closed at once
+        if any(rig.conductor.track_state(track).mode == "sample" for track in (1, 2, 3)):
+            # the transport runs on after a panic, and a track in sample mode plays new phrases
+            # by itself (found by this test): what sounded is closed, what comes is not hanging
+            return
     else:
         for (channel, pitch), count in sorted(rig.held.items()):
             for _ in range(count):
