@@ -15,6 +15,7 @@ TRAINERS / EVALUATORS tables of commands/train.py and commands/eval.py); torch l
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from musebridge.errors import UserError
@@ -82,7 +83,7 @@ def run_transfer(args: argparse.Namespace) -> int:
     genre = args.to.strip().lower()
     if genre not in model.genres:
         raise UserError(f"no model transfers to genre {genre!r} (known: {', '.join(model.genres)})")
-    notes_in, output = 0, []
+    notes_in, output, silenced = 0, [], []
     for segment, phrase in runs:
         notes_in += len(phrase.notes)
         try:
@@ -92,8 +93,16 @@ def run_transfer(args: argparse.Namespace) -> int:
         except ValueError as error:
             raise UserError(f"{args.input}: {error}") from error
         cut = Phrase(result.notes, result.bars, result.meter).clipped().notes
-        output += [n.shifted(segment.start) for n in cut if n.start < segment.length - 1e-9]
+        kept = [n.shifted(segment.start) for n in cut if n.start < segment.length - 1e-9]
+        if phrase.notes and not kept:
+            silenced.append(segment)
+        output += kept
     written = write_back(score, parts, output, args.output)
+    if silenced:  # the file is written, but the user must know a played passage came back silent
+        where = ", ".join(f"beat {segment.start:g}" for segment in silenced[:5])
+        more = f" and {len(silenced) - 5} more" if len(silenced) > 5 else ""
+        print(f"warning: {len(silenced)} of {len(runs)} phrase(s) with notes came back without any "
+              f"({model.name} into {genre}): from {where}{more}", file=sys.stderr)
     bars = sum(segment.bars for segment, _phrase in runs)
     print(describe_selection(score, parts))
     print(

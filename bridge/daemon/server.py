@@ -266,8 +266,11 @@ class Server:
             self.loop()
         finally:
             self.close()
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+            if not self._stop_requested.is_set():  # an error ended the loop: give the signals back
+                for signum, handler in previous.items():
+                    signal.signal(signum, handler)
+            # after a stop, _on_signal stays: a signal now, on the way out, is noted and never kills
+            # the process (Python re-raises an unhandled KeyboardInterrupt as a death by SIGINT)
         say("musebridge stopped: all notes off")
         return 128 + self._second_signal if self._second_signal else 0
 

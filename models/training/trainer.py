@@ -156,7 +156,13 @@ def fit(
     if saved is not None:
         if saved["config"] != family.config_dict():
             raise ValueError(f"{run_path} was trained with another model config; use a fresh --out-dir")
+        if int(saved["step"]) > options.steps:  # its card would name fewer steps than the weights had
+            raise ValueError(f"{run_path} is at step {saved['step']}, past --steps {options.steps}: "
+                             f"give --steps {saved['step']} or more")
         step, history = _restore(family, early, saved, job)
+    if resume and job.is_main:
+        print(f"resuming {run_path} at step {step} of {options.steps}" if saved is not None
+              else f"--resume: no {run_path} yet, so training starts at step 0", file=sys.stderr)
     family.wrap(job)
     job_info = {
         "world_size": job.world_size, "backend": job.backend or None,
@@ -173,8 +179,16 @@ def fit(
     started = time.perf_counter()
     running: dict[str, float] = {}
     running_count, stopped = 0, False
+    saved_step = step
     while step < options.steps and not stopped:
-        parts = family.train_step(ctx, step)
+        try:
+            parts = family.train_step(ctx, step)
+        except KeyboardInterrupt:
+            if job.is_main:  # say where the run can go on from (Ctrl-C lands here, mid-step, mostly)
+                where = (f"{run_path} holds step {saved_step}: run the same command with --resume to go on"
+                         if run_path.exists() else "no checkpoint was written yet")
+                print(f"\nstopped at step {step}; {where}", file=sys.stderr)
+            raise
         step += 1
         for key, value in parts.items():
             running[key] = running.get(key, 0.0) + value
@@ -201,6 +215,7 @@ def fit(
                     on_log(row)
         if step % options.checkpoint_every == 0 or last or stopped:
             _checkpoint(family, early, job, out, step, history)
+            saved_step = step
     if bar is not None:
         bar.close()
     if stopped:

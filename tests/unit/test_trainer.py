@@ -196,3 +196,22 @@ def test_torchrun_two_processes_train_vae_as_one_job(tmp_path) -> None:
     card = yaml.safe_load((tmp_path / "vae.yaml").read_text())
     assert card["steps"] == 4 and card["training_options"]["batch_size"] == 8
     assert card["training_processes"] == 2
+
+
+def test_resume_says_where_it_starts_and_refuses_a_target_behind_the_run(tmp_path, capsys) -> None:
+    """--resume names the step it goes on from, or says there was no run (a typo in --out-dir must not
+    start over in silence); --steps below the run's step is refused (the card would name fewer steps
+    than the weights had)."""
+    from musebridge.cli import main
+
+    dataset = tiny_dataset(tmp_path / "dataset.npz")
+    base = ["train", "vae", "--dataset", str(dataset), "--batch-size", "8", "--set", "z_size=8",
+            "--set", "encoder_size=16", "--set", "decoder_size=16", "--threads", "1", "--device", "cpu",
+            "--quiet", "--checkpoint-every", "2", "--out-dir", str(tmp_path / "run"),
+            "--export", str(tmp_path / "vae.pt")]
+    assert main([*base, "--steps", "4", "--resume"]) == 0
+    assert "--resume: no " in capsys.readouterr().err
+    assert main([*base, "--steps", "6", "--resume"]) == 0
+    assert "at step 4 of 6" in capsys.readouterr().err
+    assert main([*base, "--steps", "2", "--resume"]) == 2
+    assert "is at step 6, past --steps 2: give --steps 6 or more" in capsys.readouterr().err

@@ -358,3 +358,26 @@ def test_transfer_command_keeps_drums_tempo_and_the_program_of_the_tracks_it_act
     printed = capsys.readouterr().out
     assert '2 "Violins"' in printed and '3 "Violas"' in printed and "(merged)" in printed
     assert 'left as they were: 4 "Drums" (drums, channel 10, 16 notes)' in printed
+
+
+def test_transfer_warns_when_a_phrase_with_notes_comes_back_silent(tmp_path, monkeypatch, capsys) -> None:
+    """A model may answer a played passage with no notes (the UMT did, on a real file): the file is
+    written, and stderr says which passage came back silent."""
+    from test_shipped_checkpoints import A_MELODY, write_melody
+
+    from musebridge.cli import main
+    from musebridge.core.music import Phrase
+    from musebridge.models.cyclegan import phrase_model
+
+    class Silent:
+        name, genres = "silent", ("folk",)
+
+        def generate(self, request):
+            return Phrase((), request.bars, request.phrase.meter)
+
+    monkeypatch.setattr(phrase_model, "create_transfer_model", lambda device, options: Silent())
+    melody = write_melody(tmp_path / "in.mid", A_MELODY)
+    assert main(["transfer", str(melody), "--to", "folk", "-o", str(tmp_path / "out.mid")]) == 0
+    captured = capsys.readouterr()
+    assert "0 notes out" in captured.out
+    assert "1 of 1 phrase(s) with notes came back without any (silent into folk): from beat 0" in captured.err
