@@ -100,6 +100,17 @@ def add_trainer_arguments(parser: argparse.ArgumentParser) -> None:
                        help="validations without improvement before an early stop (0: never)")
 
 
+def add_run_folder_arguments(parser: argparse.ArgumentParser, default: str) -> None:
+    """--run-dir, --resume, --device, --precision for the families trained by --run-dir (CycleGAN, UMT),
+    which take no gradient accumulation; `default` names the run folder when --run-dir is not given."""
+    parser.add_argument("--run-dir", type=Path, help="resumable run folder: run.pt, train_log.csv/.json, "
+                        f"train_curves.png (default {default})")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
+    parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                        help="auto (default): bf16 autocast on CUDA, fp32 elsewhere")
+
+
 def trainer_fields(args: argparse.Namespace) -> dict[str, Any]:
     """The options of add_trainer_arguments as option-dataclass fields; UserError when inconsistent."""
     if args.grad_accumulation < 1 or args.patience < 0:

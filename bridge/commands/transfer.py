@@ -163,13 +163,10 @@ def register_train(models: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("-o", "--output-dir", type=Path, default=Path("models/checkpoints"))
-    parser.add_argument("--run-dir", type=Path, help="resumable run folder: run.pt, train_log.csv/.json, "
-                        "train_curves.png (default runs/transfer-<a>_<b>)")
-    parser.add_argument("--resume", action="store_true", help="continue the CycleGAN run in --run-dir")
     parser.add_argument("--log-every", type=int, default=50, help="log the mean losses every N steps")
-    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
-    parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
-                        help="auto (default): bf16 autocast on CUDA, fp32 elsewhere")
+    from musebridge.commands.train import add_run_folder_arguments
+
+    add_run_folder_arguments(parser, "runs/transfer-<a>_<b>")
     parser.set_defaults(handler=_run_train)
 
 

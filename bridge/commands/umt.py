@@ -48,12 +48,9 @@ def register_train(models: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "-o", "--output", type=Path, help="checkpoint (default models/checkpoints/umt.pt; umt_NAME.pt)"
     )
-    parser.add_argument("--run-dir", type=Path, help="resumable run folder: run.pt, train_log.csv/.json, "
-                        "train_curves.png (default runs/umt, or runs/umt-NAME with --add-genre)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
-    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
-    parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
-                        help="auto (default): bf16 autocast on CUDA, fp32 elsewhere")
+    from musebridge.commands.train import add_run_folder_arguments
+
+    add_run_folder_arguments(parser, "runs/umt, or runs/umt-NAME with --add-genre")
     parser.set_defaults(handler=_run_train)
 
 
