@@ -35,6 +35,7 @@ from musebridge.models.continuation import crnngan as crnngan_module
 from musebridge.models.continuation import wavenet as wavenet_module
 from musebridge.models.encoding import melody
 from musebridge.models.encoding import tones as tone_encoding
+from musebridge.models.training.records import card_training_fields
 
 DEFAULT_CHECKPOINTS = {
     "wavenet": CHECKPOINT_DIR / "wavenet_melody.pt",
@@ -105,12 +106,7 @@ def write_card(
             "windows": training.get("windows", {}),
         },
         "config": config,
-        "seed": training.get("options", {}).get("seed"),
-        "steps": training.get("steps"),
-        "training_command": training.get("command", ""),
-        "training_processes": training.get("processes", 1),  # torchrun ranks (the batch is the global one)
-        "training_options": training.get("options", {}),
-        "final_training_log": training.get("final", {}),
+        **card_training_fields(training),
         "metrics": metrics
         or "not measured yet: musebridge eval continue --checkpoint <this .pt> --update-card",
     }

@@ -30,6 +30,7 @@ from musebridge.models.training import (
     TrainerOptions,
     fit,
 )
+from musebridge.models.training.records import card_training_fields
 
 __all__ = ["LOG_FILE", "PLOT_FILE", "RUN_CHECKPOINT", "TrainOptions", "TrainResult", "train_vae"]
 LOG_FIELDS = (
@@ -272,12 +273,7 @@ def write_card(
             "dataset_info": dataset_info or {},
         },
         "config": config,
-        "seed": training.get("options", {}).get("seed"),
-        "steps": training.get("steps"),
-        "training_command": training.get("command", ""),
-        "training_processes": training.get("processes", 1),  # torchrun ranks (the batch is the global one)
-        "training_options": training.get("options", {}),
-        "final_training_log": training.get("final", {}),
+        **card_training_fields(training),
         "metrics": metrics or "not measured yet: musebridge eval vae --checkpoint <this .pt> --update-card",
     }
     path = card_path(checkpoint)

@@ -73,6 +73,19 @@ def load_run(path: Path) -> dict[str, Any]:
     return saved
 
 
+def card_training_fields(training: dict[str, Any]) -> dict[str, Any]:
+    """The model card's account of a run, from the `training` dict a family's export records:
+    seed, steps, command, processes, options and the last log row, in the cards' key order."""
+    return {
+        "seed": training.get("options", {}).get("seed"),
+        "steps": training.get("steps"),
+        "training_command": training.get("command", ""),
+        "training_processes": training.get("processes", 1),  # torchrun ranks (the batch is the global one)
+        "training_options": training.get("options", {}),
+        "final_training_log": training.get("final", {}),
+    }
+
+
 def write_csv(path: Path, history: Sequence[dict[str, float]], fields: Sequence[str] = ()) -> None:
     """The history as CSV: `fields` first (in order), then any other key in order of appearance."""
     keys = list(fields)
