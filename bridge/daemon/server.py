@@ -269,8 +269,13 @@ class Server:
             if not self._stop_requested.is_set():  # an error ended the loop: give the signals back
                 for signum, handler in previous.items():
                     signal.signal(signum, handler)
-            # after a stop, _on_signal stays: a signal now, on the way out, is noted and never kills
-            # the process (Python re-raises an unhandled KeyboardInterrupt as a death by SIGINT)
+            elif install_signals:
+                # Every note is off and the edges are closed: a signal from now on is ignored. Keeping
+                # _on_signal is not enough, since the interpreter's finalization puts SIG_DFL back for
+                # every Python-level handler (but leaves SIG_IGN), and a Ctrl-C landing there was a
+                # death by SIGINT (exit -2, CI, 30 ms between two signals).
+                for signum in previous:
+                    signal.signal(signum, signal.SIG_IGN)
         say("musebridge stopped: all notes off")
         return 128 + self._second_signal if self._second_signal else 0
 

@@ -82,3 +82,29 @@ def test_a_second_sigint_during_shutdown_skips_no_note_off(gap_s: float) -> None
 def test_one_signal_is_a_clean_stop() -> None:
     code, lines = _run(None, first=signal.SIGTERM)
     assert "sent 128 60 0" in lines and code == 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/PID/status")
+def test_a_signal_on_the_way_out_is_ignored_by_the_os() -> None:
+    """CI saw exit -2 with 30 ms between two SIGINTs: the second came after the shutdown, while the
+    interpreter was exiting, when CPython had put SIG_DFL back for its Python-level handlers. Once
+    every note is off, the daemon ignores SIGINT/SIGTERM at the OS level (SIG_IGN survives the
+    interpreter's finalization)."""
+    script = DAEMON.replace(
+        "sys.exit(server.run_forever(announce=announce))",
+        "import atexit\natexit.register(time.sleep, 1.0)\nsys.exit(server.run_forever(announce=announce))",
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("sent 144 60 100"):
+            process.send_signal(signal.SIGTERM)
+        if line.startswith("musebridge stopped"):
+            break
+    with open(f"/proc/{process.pid}/status") as status:
+        ignored = int(next(row for row in status if row.startswith("SigIgn:")).split()[1], 16)
+    assert ignored & (1 << (signal.SIGINT - 1)) and ignored & (1 << (signal.SIGTERM - 1))
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=30)
+    assert process.returncode == 0
