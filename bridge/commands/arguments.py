@@ -47,6 +47,8 @@ temperature = bounded(float, 0.0, MAX_TEMPERATURE, "temperature")
 seed = bounded(int, 0, MAX_SEED, "seed", noun="whole number")
 """A random seed, 0 .. 2**32 - 1."""
 port = bounded(int, 0, 65535, "port", noun="port number")
+guidance = bounded(float, 0.0, 20.0, "guidance")
+"""The universal translator's input guidance in logits, 0 (the paper's decoding) .. 20 (a copy)."""
 
 
 def add_seed_option(parser: argparse.ArgumentParser) -> None:

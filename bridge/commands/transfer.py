@@ -18,6 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from musebridge.commands.arguments import guidance
 from musebridge.errors import UserError
 from musebridge.midi_files import (
     describe_selection,
@@ -51,6 +52,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--checkpoint", help="cyclegan .pt (default: the shipped ones, several joined by ','), or umt .pt"
     )
     parser.add_argument("--device", default="cpu", help="cpu (default), auto, cuda")
+    parser.add_argument(
+        "--guidance",
+        type=guidance,
+        default=0.0,
+        metavar="G",
+        help="umt only: input guidance, a logit bonus for the notes you played (default 0, the paper's "
+        "decoding; 1-3 keeps more of your onsets and less of the genre: docs/models.md)",
+    )
     parser.set_defaults(handler=run_transfer)
 
 
@@ -75,11 +84,17 @@ def run_transfer(args: argparse.Namespace) -> int:
     runs = phrases_of(score, parts)
     from musebridge.registry import resolve_device
 
+    options: dict = {"checkpoint": args.checkpoint or ""}
     if args.model == "umt":
         from musebridge.models.umt.phrase_model import create_umt_model as create_transfer_model
+
+        options["guidance"] = args.guidance
     else:
         from musebridge.models.cyclegan.phrase_model import create_transfer_model
-    model = create_transfer_model(resolve_device(args.device), {"checkpoint": args.checkpoint or ""})
+
+        if args.guidance:
+            raise UserError("--guidance is an option of --model umt (the CycleGAN has no decoder to guide)")
+    model = create_transfer_model(resolve_device(args.device), options)
     genre = args.to.strip().lower()
     if genre not in model.genres:
         raise UserError(f"no model transfers to genre {genre!r} (known: {', '.join(model.genres)})")

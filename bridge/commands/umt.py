@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from musebridge.commands.arguments import guidance
+
 DEFAULT_GENRES = ["celtic", "folk", "chorale", "renaissance"]
 CONFIG_NAMES = ("tiny", "cpu_small")  # models/umt/model.py CONFIGS, here so --help needs no torch
 
@@ -111,6 +113,13 @@ def register_eval(models: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="which phrases --max-phrases keeps")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--guidance",
+        type=guidance,
+        default=0.0,
+        metavar="G",
+        help="decode with this input guidance (logits; default 0, the paper's decoding)",
+    )
     parser.add_argument("--json", type=Path, help="write the figures here (default <checkpoint>.eval.json)")
     parser.add_argument("--update-card", action="store_true", help="write the figures into the model card")
     parser.add_argument(

@@ -90,14 +90,18 @@ def feature_judge(judge) -> Judge:
 
 
 def umt_translator(
-    model: UniversalTranslator, batch_size: int = 64, threshold: float | None = None
+    model: UniversalTranslator, batch_size: int = 64, threshold: float | None = None, guidance: float = 0.0
 ) -> Translate:
-    """Greedy batched translation with the model's cached generation (threshold: the model's own)."""
+    """Greedy batched translation with the model's cached generation (threshold: the model's own;
+    guidance: the input guidance in logits, UniversalTranslator.translate)."""
 
     def translate(rolls: np.ndarray, _source: str, genre: str) -> np.ndarray:
         out = [
             model.translate(
-                torch.from_numpy(rolls[i : i + batch_size].astype(np.float32)), genre, threshold
+                torch.from_numpy(rolls[i : i + batch_size].astype(np.float32)),
+                genre,
+                threshold,
+                guidance=guidance,
             ).numpy()
             for i in range(0, len(rolls), batch_size)
         ]
@@ -295,9 +299,11 @@ def build_report(args, model: UniversalTranslator, progress: Callable[[str], Non
         "judge_accuracy": {j.name: j.accuracy(test) for j in judges},
         "top_voice_onset_share": {g: round(top_voice_onset_share(r), 3) for g, r in test.items()},
         "threshold": model.threshold,
+        "guidance": float(getattr(args, "guidance", 0.0)),
     }
     progress("judges: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in report["judge_accuracy"].items()))
-    report["directions"] = evaluate_pairs(umt_translator(model), judges, test, progress=progress)
+    translate = umt_translator(model, guidance=report["guidance"])
+    report["directions"] = evaluate_pairs(translate, judges, test, progress=progress)
     pairs = [load_cyclegan(p)[:2] for p in shipped_checkpoints()]
     report["cyclegan"] = evaluate_cyclegan(pairs, judges, test)
     if unseen:
@@ -309,7 +315,7 @@ def build_report(args, model: UniversalTranslator, progress: Callable[[str], Non
         report["out_of_domain"] = {
             "genre": args.unseen,
             "note": "a corpus collection no genre of the model or the judges uses; all its splits",
-            "targets": evaluate_out_of_domain(umt_translator(model), judges, rolls, genres, args.unseen),
+            "targets": evaluate_out_of_domain(translate, judges, rolls, genres, args.unseen),
         }
     met = [d for d, r in report["directions"].items() if r["S_min"] >= 72.0 and r["onsets_kept"] >= 0.5]
     report["goal"] = {
@@ -405,6 +411,7 @@ def run(args) -> int:
         card["metrics"] = {
             "command": report["command"],
             "split": report["split"],
+            "guidance": report["guidance"],
             "phrases": report["phrases"],
             "judge_accuracy_percent": {k: round(100 * v, 1) for k, v in report["judge_accuracy"].items()},
             "per_direction": {

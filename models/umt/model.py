@@ -24,6 +24,7 @@ models/continuation/wavenet.py); `generate_naive` recomputes the stack each step
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
@@ -299,15 +300,20 @@ class UniversalTranslator(nn.Module):
         threshold: float | None = None,
         temperature: float = 0.0,
         generator: torch.Generator | None = None,
+        guidance: float = 0.0,
     ) -> torch.Tensor:
         """Rolls [B, 64, 84] re-voiced by the decoder of `genre`: bool [B, 64, 84] (cached generation).
 
         temperature 0: a note sounds where p >= threshold (deterministic; default self.threshold);
-        > 0: sampled from Bernoulli(sigmoid(logit / temperature)).
+        > 0: sampled from Bernoulli(sigmoid(logit / temperature)). guidance (logits, >= 0): input
+        guidance, added to the logit of every cell the input sounds; 0 is the paper's decoding, larger
+        keeps more of the input (onsets) and less of the genre (docs/models.md measures the trade).
         """
         decoder = self.decoder(genre)
         threshold = self.threshold if threshold is None else threshold
-        return generate(decoder, self.encode(roll.float()), threshold, temperature, generator)
+        roll = roll.float()
+        guide = roll if guidance else None
+        return generate(decoder, self.encode(roll), threshold, temperature, generator, guide, guidance)
 
 
 def _choose(
@@ -333,13 +339,28 @@ def generate_naive(
     threshold: float = 0.5,
     temperature: float = 0.0,
     generator: torch.Generator | None = None,
+    guide: torch.Tensor | None = None,
+    guidance: float = 0.0,
 ) -> torch.Tensor:
-    """Reference generation: the whole stack recomputed for every step. Bool roll [B, 64, 84]."""
+    """Reference generation: the whole stack recomputed for every step. Bool roll [B, 64, 84].
+
+    guide [B, 64, 84] 0/1 (the input roll) and guidance (logits): see UniversalTranslator.translate."""
+    _check_guidance(guide, guidance, latent.shape[0])
     roll = torch.zeros(latent.shape[0], STEPS, PITCHES, device=latent.device)
     for t in range(STEPS):
         logits = decoder(roll, latent)[:, t]  # frame t depends on frames < t only
+        if guide is not None and guidance:
+            logits = logits + guidance * guide[:, t].to(logits.dtype)
         roll[:, t] = _choose(logits, threshold, temperature, generator)
     return roll.bool()
+
+
+def _check_guidance(guide: torch.Tensor | None, guidance: float, batch: int) -> None:
+    """ValueError for a negative or non-finite guidance, or a guide that is not [batch, 64, 84]."""
+    if not math.isfinite(guidance) or guidance < 0:
+        raise ValueError(f"guidance must be a finite number >= 0, got {guidance}")
+    if guide is not None and tuple(guide.shape) != (batch, STEPS, PITCHES):
+        raise ValueError(f"guide must be [{batch}, {STEPS}, {PITCHES}], got {list(guide.shape)}")
 
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:
@@ -380,12 +401,17 @@ def generate(
     threshold: float = 0.5,
     temperature: float = 0.0,
     generator: torch.Generator | None = None,
+    guide: torch.Tensor | None = None,
+    guidance: float = 0.0,
 ) -> torch.Tensor:
     """Cached generation (Fast WaveNet): per layer a queue of its last `dilation` inputs, O(layers) a step.
 
     The step runs in NumPy (tiny matmuls for one or a few rows). The latent's contribution to every
     layer's gate is computed once for all steps. Same result as generate_naive. Bool roll [B, 64, 84].
+    guide [B, 64, 84] 0/1 and guidance (logits added where the guide sounds): see translate.
     """
+    _check_guidance(guide, guidance, latent.shape[0])
+    bonus = _numpy(guide) * np.float32(guidance) if guide is not None and guidance else None
     w = _step_weights(decoder)
     batch = latent.shape[0]
     channels = decoder.config.decoder_channels
@@ -409,6 +435,8 @@ def generate(
         skip = np.concatenate(gated, 1) @ w["skip"] + w["skip_bias"]
         hidden = np.maximum(np.maximum(skip, 0.0) @ w["head1"] + w["head1_bias"], 0.0)
         logits = hidden @ w["head2"] + w["head2_bias"]
+        if bonus is not None:
+            logits = logits + bonus[:, t]
         if temperature <= 0:  # the common case stays in NumPy (a torch call per step costs more)
             chosen = _greedy(logits, threshold)
         else:

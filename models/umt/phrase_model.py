@@ -25,11 +25,13 @@ from musebridge.models.umt.model import UniversalTranslator, load_umt
 SHIPPED = CHECKPOINT_DIR / "umt.pt"
 
 
-def _translator(model: UniversalTranslator, genre: str) -> Callable[[torch.Tensor], torch.Tensor]:
+def _translator(
+    model: UniversalTranslator, genre: str, guidance: float = 0.0
+) -> Callable[[torch.Tensor], torch.Tensor]:
     """rolls (C, 1, 64, 84) -> 0/1 rolls (C, 1, 64, 84) in `genre`: a generator as the adapter calls it."""
 
     def run(batch: torch.Tensor) -> torch.Tensor:
-        return model.translate(batch.squeeze(1), genre).float().unsqueeze(1)
+        return model.translate(batch.squeeze(1), genre, guidance=guidance).float().unsqueeze(1)
 
     return run
 
@@ -39,25 +41,42 @@ class UMTPhraseModel(TransferPhraseModel):
 
     name = "umt"
 
-    def __init__(self, model: UniversalTranslator, device: str | torch.device = "cpu", threads: int = 1):
+    def __init__(
+        self,
+        model: UniversalTranslator,
+        device: str | torch.device = "cpu",
+        threads: int = 1,
+        guidance: float = 0.0,
+    ):
         self.device = torch.device(device)
         self.threshold = 0.5
         self.threads = threads
+        self.guidance = guidance
         self.model = model.to(self.device).eval()
-        self._generators = {genre: _translator(self.model, genre) for genre in model.genres}
+        self._generators = {genre: _translator(self.model, genre, guidance) for genre in model.genres}
 
 
 def create_umt_model(device: str = "cpu", options: Mapping[str, Any] | None = None) -> UMTPhraseModel:
     """Registry factory; options: "checkpoint" (default: the shipped umt.pt), "threads" (CPU intra-op
-    threads while generating, default 1). A missing or unreadable checkpoint is a UserError."""
+    threads while generating, default 1), "guidance" (input guidance in logits, default 0: see
+    UniversalTranslator.translate). A missing or unreadable checkpoint, or a guidance that is not a
+    number >= 0, is a UserError."""
+    import math
+
     from musebridge.errors import UserError
     from musebridge.registry import require_checkpoint
 
     options = dict(options or {})
+    try:
+        guidance = float(options.get("guidance", 0.0) or 0.0)
+    except (TypeError, ValueError):
+        guidance = float("nan")
+    if not math.isfinite(guidance) or guidance < 0:
+        raise UserError(f"model 'umt': guidance must be a number >= 0, got {options.get('guidance')!r}")
     path = Path(str(options.get("checkpoint", "") or SHIPPED)).expanduser()
     require_checkpoint(path, model="umt")
     try:
         model, _extra = load_umt(path, device)
     except ValueError as error:
         raise UserError(f"model 'umt': {error}") from error
-    return UMTPhraseModel(model, device=device, threads=int(options.get("threads", 1)))
+    return UMTPhraseModel(model, device=device, threads=int(options.get("threads", 1)), guidance=guidance)

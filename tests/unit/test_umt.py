@@ -68,6 +68,26 @@ def test_cached_generation_equals_the_naive_one(bottleneck: str) -> None:
     )
 
 
+def test_input_guidance_keeps_the_input_and_both_generations_agree() -> None:
+    """Guidance adds its logits where the input sounds: both paths agree, 0 is the plain decoding, a
+    large one sounds every input cell, and a negative or misshapen guide is refused."""
+    model = tiny()
+    rolls = torch.from_numpy(toy_rolls(2, 3).astype(np.float32))
+    latent, decoder = model.encode(rolls), model.decoder("folk")
+    for guidance in (0.0, 0.3, 2.0):
+        cached = generate(decoder, latent, 0.5, guide=rolls, guidance=guidance)
+        assert torch.equal(cached, generate_naive(decoder, latent, 0.5, guide=rolls, guidance=guidance))
+    assert torch.equal(model.translate(rolls, "folk", guidance=0.0), generate(decoder, latent, 0.5))
+    copied = model.translate(rolls, "folk", guidance=20.0)
+    assert copied[rolls.bool()].all()  # every cell the input sounds, sounds
+    plain = model.translate(rolls, "folk")
+    assert int((copied & rolls.bool()).sum()) > int((plain & rolls.bool()).sum())
+    with pytest.raises(ValueError, match="guidance must be"):
+        model.translate(rolls, "folk", guidance=-1.0)
+    with pytest.raises(ValueError, match="guide must be"):
+        generate(decoder, latent, 0.5, guide=rolls[:2], guidance=1.0)
+
+
 def test_argmax_bottleneck_is_one_hot_forward_and_passes_gradients() -> None:
     latent = torch.randn(2, 5, 4, requires_grad=True)
     code, q = argmax_bottleneck(latent)
@@ -237,3 +257,10 @@ def test_phrase_model_transfers_into_every_genre_and_names_unknown_ones(tmp_path
 
     with pytest.raises(UserError, match="checkpoint not found"):
         create_umt_model("cpu", {"checkpoint": str(tmp_path / "missing.pt")})
+    for bad in (-1, "lots", float("nan")):
+        with pytest.raises(UserError, match="guidance must be a number >= 0"):
+            create_umt_model("cpu", {"checkpoint": str(path), "guidance": bad})
+    guided = create_umt_model("cpu", {"checkpoint": str(path), "guidance": 20})
+    out = guided.generate(ModelRequest("transfer", phrase, 4, genre="folk"))
+    for note in notes:  # at guidance 20 every played note sounds (the decoder may join it to its own)
+        assert any(o.pitch == note.pitch and o.start <= note.start < o.end for o in out.notes), note

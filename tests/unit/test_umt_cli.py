@@ -139,6 +139,7 @@ def test_train_judges_then_umt_then_add_genre_then_eval(toy_dataset, tmp_path, c
     options = ["--checkpoint", str(umt), "--judges-dir", str(out), *data, "--json", str(report)]
     assert main(["eval", "umt", *options, "--update-card", "--update-cyclegan-cards"]) == 0
     figures = json.loads(report.read_text())
+    assert figures["guidance"] == 0.0
     assert len(figures["directions"]) == 6  # every ordered pair of 3 genres
     for direction in figures["directions"].values():
         assert {"S_cnn", "S_features", "S_min", "onsets_kept"} <= set(direction)
@@ -162,7 +163,15 @@ def test_train_judges_then_umt_then_add_genre_then_eval(toy_dataset, tmp_path, c
     answer = tmp_path / "chorale.mid"
     transfer = ["transfer", str(melody), "--model", "umt", "--checkpoint", str(umt), "-o"]
     assert main([*transfer, str(answer), "--to", "chorale"]) == 0 and answer.is_file()
+    guided = tmp_path / "guided.mid"
+    assert main([*transfer, str(guided), "--to", "chorale", "--guidance", "2.5"]) == 0 and guided.is_file()
     capsys.readouterr()
+    cyclegan = ["transfer", str(melody), "--to", "folk", "-o", str(tmp_path / "c.mid")]
+    assert main([*cyclegan, "--guidance", "1"]) == 2
+    assert "--guidance is an option of --model umt" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: a guidance outside 0..20
+        main([*transfer, str(tmp_path / "n.mid"), "--to", "chorale", "--guidance", "-1"])
+    assert "guidance must be 0..20" in capsys.readouterr().err
     assert main([*transfer, str(tmp_path / "no.mid"), "--to", "jazz"]) == 2
     assert "known: celtic, chorale, folk" in capsys.readouterr().err
     assert not (tmp_path / "no.mid").exists()
