@@ -51,6 +51,16 @@ guidance = bounded(float, 0.0, 20.0, "guidance")
 """The universal translator's input guidance in logits, 0 (the paper's decoding) .. 20 (a copy)."""
 
 
+def add_genre_options(parser: argparse.ArgumentParser, dest: str, default: str, what: str = "use") -> None:
+    """--genre NAME (repeatable) and --genres NAME [NAME ...] filling one list, `args.<dest>`: every
+    command that takes several genres accepts both spellings. None when neither is given (the command
+    then takes `default`, which the help names)."""
+    parser.add_argument("--genre", action="append", dest=dest, metavar="NAME",
+                        help=f"a genre to {what} (repeatable; default {default})")
+    parser.add_argument("--genres", action="extend", nargs="+", dest=dest, metavar="NAME",
+                        help="several genres at once (the same list as --genre)")
+
+
 def add_seed_option(parser: argparse.ArgumentParser) -> None:
     """--seed for commands that generate music: unset means a fresh seed each run (the summary names it)."""
     parser.add_argument("--seed", type=seed, default=None,

@@ -17,7 +17,7 @@ import argparse
 from pathlib import Path
 
 from musebridge.commands import arguments
-from musebridge.commands.arguments import chosen_seed
+from musebridge.commands.arguments import add_genre_options, chosen_seed
 from musebridge.commands.transfer import add_track_option
 from musebridge.errors import UserError
 from musebridge.midi_files import (
@@ -122,11 +122,13 @@ def register_train(models: argparse._SubParsersAction) -> None:
         "train_curves.png into --out-dir; --export writes the shipped .pt and its .yaml model card.",
     )
     parser.add_argument("--model", choices=MODELS, required=True, help="which continuation model to train")
-    parser.add_argument("--data", default=None, help="dataset .npz (default: the built cache)")
-    parser.add_argument("--genres", nargs="*", default=None, help="genres to train on (default: all)")
+    parser.add_argument("--dataset", "--data", dest="data", default=None,
+                        help="dataset .npz (default: the built cache)")
+    add_genre_options(parser, "genres", "all", "train on")
     parser.add_argument("--synthetic", action="store_true", help="toy scales/arpeggios instead of a dataset")
     parser.add_argument(
-        "--out-dir", required=True, help="run folder: run.pt, train_log.csv, train_curves.png"
+        "--out-dir", "--run-dir", dest="out_dir", required=True,
+        help="run folder: run.pt, train_log.csv, train_curves.png",
     )
     parser.add_argument("--export", default=None, help="write the shipped checkpoint here (+ .yaml card)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out-dir")
@@ -146,7 +148,8 @@ def register_train(models: argparse._SubParsersAction) -> None:
         "--sequence-length", type=int, default=32, help="crnngan: steps per training sequence"
     )
     parser.add_argument("--pretrain-steps", type=int, default=1000, help="crnngan: MSE pretraining steps")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--quiet", "--no-progress", dest="no_progress", action="store_true",
+                        help="no progress bar")
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
     add_trainer_arguments(parser)
     parser.set_defaults(handler=_run_train)
@@ -171,11 +174,10 @@ def register_eval(models: argparse._SubParsersAction) -> None:
         "NLL/accuracy per step; key and range fit of answers to calls. Prints a table and writes JSON.",
     )
     parser.add_argument("--checkpoint", action="append", type=Path, help="a .pt (repeat; default: shipped)")
-    parser.add_argument("--data", default=None, help="dataset .npz (default: the built cache)")
+    parser.add_argument("--dataset", "--data", dest="data", default=None,
+                        help="dataset .npz (default: the built cache)")
     parser.add_argument("--split", default="test", choices=("train", "valid", "test"))
-    parser.add_argument(
-        "--genres", nargs="*", default=None, help="genres to evaluate on (default: the model's)"
-    )
+    add_genre_options(parser, "genres", "the model's", "evaluate on")
     parser.add_argument(
         "--ood-genres", nargs="*", default=None,
         help="held-out genres measured whole beside the split (default: every out-of-domain genre)",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from musebridge.commands import add_model_subcommands
+from musebridge.commands.arguments import add_genre_options
 from musebridge.errors import UserError
 
 TRAINERS: dict[str, str] = {
@@ -32,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_subcommands(parser, "train_model", TRAINERS)
 
 
-PATH_OPTIONS = ("--dataset", "--data", "--out-dir", "--export", "--checkpoint", "--json")
+PATH_OPTIONS = ("--dataset", "--data", "--out-dir", "--run-dir", "--export", "--checkpoint", "--json")
 
 
 def portable_path(text: str) -> str:
@@ -103,7 +104,8 @@ def add_trainer_arguments(parser: argparse.ArgumentParser) -> None:
 def add_run_folder_arguments(parser: argparse.ArgumentParser, default: str) -> None:
     """--run-dir, --resume, --device, --precision for the families trained by --run-dir (CycleGAN, UMT),
     which take no gradient accumulation; `default` names the run folder when --run-dir is not given."""
-    parser.add_argument("--run-dir", type=Path, help="resumable run folder: run.pt, train_log.csv/.json, "
+    parser.add_argument("--run-dir", "--out-dir", dest="run_dir", type=Path,
+                        help="resumable run folder: run.pt, train_log.csv/.json, "
                         f"train_curves.png (default {default})")
     parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
@@ -148,8 +150,7 @@ def register_vae(models: argparse._SubParsersAction) -> None:
                         help="model shape: mel_2bar_cpu (default), hier_mel_4bar_cpu, mel_2bar_paper")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a MusicVAEConfig field, e.g. --set z_size=64 (repeatable)")
-    parser.add_argument("--genre", action="append", metavar="NAME",
-                        help=f"train on this genre (repeatable; default {' '.join(DEFAULT_VAE_GENRES)})")
+    add_genre_options(parser, "genre", " ".join(DEFAULT_VAE_GENRES), "train on")
     parser.add_argument("--dataset", type=Path, help="dataset .npz (default <cache>/dataset.npz)")
     parser.add_argument("--steps", type=int, default=defaults.steps)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
@@ -161,7 +162,8 @@ def register_vae(models: argparse._SubParsersAction) -> None:
     parser.add_argument("--threads", type=int, default=defaults.threads,
                         help="torch CPU threads (0: torch's default)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
-    parser.add_argument("--out-dir", type=Path, default=None, help="run folder (default runs/vae-<preset>)")
+    parser.add_argument("--out-dir", "--run-dir", dest="out_dir", type=Path, default=None,
+                        help="run folder (default runs/vae-<preset>)")
     parser.add_argument("--resume", action="store_true", help="continue from <out-dir>/run.pt")
     parser.add_argument("--init-from", type=Path, metavar="CHECKPOINT",
                         help="fine-tune a MusicVAE .pt (same preset): its weights, schedules from its step "
@@ -172,7 +174,7 @@ def register_vae(models: argparse._SubParsersAction) -> None:
     parser.add_argument("--export", type=Path, help="shipped checkpoint path (default <out-dir>/musicvae.pt)")
     parser.add_argument("--attribute-windows", type=int, default=8192,
                         help="training windows used for the attribute vectors")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true", help="no progress bar")
     add_trainer_arguments(parser)
     parser.set_defaults(handler=run_train_vae)
 

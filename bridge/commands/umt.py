@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from musebridge.commands.arguments import guidance
+from musebridge.commands.arguments import add_genre_options, guidance
 
 DEFAULT_GENRES = ["celtic", "folk", "chorale", "renaissance"]
 CONFIG_NAMES = ("tiny", "cpu_small")  # models/umt/model.py CONFIGS, here so --help needs no torch
@@ -25,7 +25,7 @@ def register_train(models: argparse._SubParsersAction) -> None:
         "confusion classifier on 4-bar phrases of the built dataset's genres; or, with --add-genre "
         "NAME=DIR --checkpoint umt.pt, only a new decoder for a MIDI folder against the frozen encoder.",
     )
-    parser.add_argument("--genres", nargs="+", default=DEFAULT_GENRES, metavar="GENRE")
+    add_genre_options(parser, "genres", " ".join(DEFAULT_GENRES), "train on")
     parser.add_argument("--add-genre", metavar="NAME=DIR", help="train only a decoder for this MIDI folder")
     parser.add_argument(
         "--checkpoint", type=Path, help="the model to extend (--add-genre) or to set (--threshold-only)"
@@ -59,6 +59,7 @@ def register_train(models: argparse._SubParsersAction) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     from musebridge.models.umt.train import run
 
+    args.genres = args.genres or list(DEFAULT_GENRES)
     return run(args)
 
 
@@ -71,7 +72,7 @@ def register_train_judges(models: argparse._SubParsersAction) -> None:
         "feature-based judge on real phrases of the genres; writes genre_classifier_<genres>.pt and "
         "feature_judge_<genres>.pt with cards.",
     )
-    parser.add_argument("--genres", nargs="+", default=DEFAULT_GENRES, metavar="GENRE")
+    add_genre_options(parser, "genres", " ".join(DEFAULT_GENRES), "judge")
     parser.add_argument("--dataset", type=Path, help="dataset .npz (default: the built cache)")
     parser.add_argument("--epochs", type=int, default=6, help="CNN epochs (the best on valid is kept)")
     parser.add_argument("--l2", type=float, default=1e-3, help="feature judge: L2 weight")
@@ -85,6 +86,7 @@ def register_train_judges(models: argparse._SubParsersAction) -> None:
 def _run_train_judges(args: argparse.Namespace) -> int:
     from musebridge.models.judges.train import run
 
+    args.genres = args.genres or list(DEFAULT_GENRES)
     return run(args)
 
 
@@ -102,7 +104,7 @@ def register_eval(models: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--checkpoint", type=Path, default=CHECKPOINT_DIR / "umt.pt")
     parser.add_argument("--judges-dir", type=Path, default=CHECKPOINT_DIR, help="folder of the judges")
-    parser.add_argument("--genres", nargs="+", metavar="GENRE", help="evaluate these genres (default all)")
+    add_genre_options(parser, "genres", "all of the model's", "evaluate")
     parser.add_argument(
         "--unseen", default="madrigal", help="a dataset genre no model saw (skipped if not built; '' = none)"
     )

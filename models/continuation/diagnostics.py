@@ -126,7 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from musebridge.models.data.dataset import TuneDataset
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=None, help="dataset .npz (default: the built cache)")
+    parser.add_argument("--dataset", "--data", dest="data", default=None,
+                        help="dataset .npz (default: the built cache)")
     parser.add_argument("--split", default="valid", help="train/valid/test, or 'whole' for held-out genres")
     parser.add_argument("--genres", nargs="*", default=["celtic", "folk"])
     parser.add_argument("--windows", type=int, default=200)

@@ -102,3 +102,40 @@ def test_the_output_may_not_be_an_input(
     args = [str(melody) if p == "{in}" else str(other) if p == "{other}" else p for p in command]
     assert main([*args, "-o", str(tmp_path / "." / "in.mid")]) == 2
     assert "is the input file" in capsys.readouterr().err and melody.read_bytes() == before
+
+
+# One spelling per idea across the train and eval commands, the older spellings kept as aliases.
+SPELLINGS = {
+    ("train", "vae"): {"genre": "genre", "dataset": "dataset", "run": "out_dir", "quiet": "quiet"},
+    ("train", "continue", "--model", "wavenet", "--out-dir", "r"): {
+        "genre": "genres", "dataset": "data", "run": "out_dir", "quiet": "no_progress"},
+    ("train", "umt"): {"genre": "genres", "dataset": "dataset", "run": "run_dir"},
+    ("train", "transfer"): {"dataset": "dataset", "run": "run_dir"},
+    ("train", "judges"): {"genre": "genres", "dataset": "dataset"},
+    ("eval", "vae"): {"genre": "genre", "dataset": "dataset"},
+    ("eval", "continue"): {"genre": "genres", "dataset": "data"},
+    ("eval", "umt"): {"genre": "genres", "dataset": "dataset"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("command", list(SPELLINGS), ids=lambda c: " ".join(c[:2]))
+def test_every_train_and_eval_command_takes_the_same_spellings(command: tuple[str, ...]) -> None:
+    """--genre A --genre B and --genres A B; --dataset and --data; --run-dir and --out-dir; --quiet
+    and --no-progress: a user who learned one command's flags can type them to the next."""
+    dest = SPELLINGS[command]
+    parse = build_parser().parse_args
+    if "genre" in dest:
+        one_by_one = parse([*command, "--genre", "folk", "--genre", "celtic"])
+        at_once = parse([*command, "--genres", "folk", "celtic"])
+        mixed = parse([*command, "--genre", "folk", "--genres", "celtic"])
+        assert getattr(one_by_one, dest["genre"]) == getattr(at_once, dest["genre"]) == ["folk", "celtic"]
+        assert getattr(mixed, dest["genre"]) == ["folk", "celtic"]
+        assert getattr(parse(list(command)), dest["genre"]) is None  # the command's default applies
+    for flag in ("--dataset", "--data"):
+        assert str(getattr(parse([*command, flag, "d.npz"]), dest["dataset"])) == "d.npz"
+    if "run" in dest:
+        for flag in ("--run-dir", "--out-dir"):
+            assert str(getattr(parse([*command, flag, "runs/x"]), dest["run"])) == "runs/x"
+    if "quiet" in dest:
+        for flag in ("--quiet", "--no-progress"):
+            assert getattr(parse([*command, flag]), dest["quiet"]) is True
