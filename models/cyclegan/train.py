@@ -209,9 +209,14 @@ def run(args: argparse.Namespace) -> int:
     say(f"pair {genre_a} <-> {genre_b}: {len(train_a)} train phrases each (balanced)")
 
     classifier_path = out / f"genre_classifier_{stem}.pt"
-    if not args.skip_classifier and job.is_main:  # the other ranks wait for rank 0 in the CycleGAN's DDP
+    # A resumed run keeps the classifier its first start trained (and the figures its card holds since).
+    kept = bool(getattr(args, "resume", False)) and classifier_path.is_file() and not args.skip_classifier
+    if kept:
+        say(f"resuming: keeping {classifier_path} (trained when the run began)")
+    if not args.skip_classifier and not kept and job.is_main:  # other ranks wait in the CycleGAN's DDP
         from musebridge.models.judges.classifier import GenreClassifier, save_classifier, train_classifier
 
+        torch.manual_seed(args.seed)  # its initial weights too follow --seed
         classifier = GenreClassifier()
         fit = train_classifier(
             classifier,

@@ -298,8 +298,20 @@ def test_train_and_eval_transfer_commands_on_midi_folders(tmp_path, capsys) -> N
     out = tmp_path / "ckpt"
     common = ["--a", str(tmp_path / "lowland"), "--b", str(tmp_path / "highland")]
     tiny = ["--steps", "2", "--batch-size", "2", "--classifier-epochs", "1", "-o", str(out)]
-    assert main(["train", "transfer", *common, *tiny]) == 0
+    run = ["--run-dir", str(tmp_path / "run")]
+    assert main(["train", "transfer", *common, *tiny, *run]) == 0
     checkpoint = out / "cyclegan_lowland_highland.pt"
+    classifier = out / "genre_classifier_lowland_highland.pt"
+    first = classifier.read_bytes()
+    again = tmp_path / "again"  # the same seed gives the same classifier, initial weights included
+    assert main(["train", "transfer", *common, *tiny[:-1], str(again), "--run-dir", str(tmp_path / "r")]) == 0
+    weights = [torch.load(path, weights_only=True)["state"] for path in (classifier, again / classifier.name)]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
+    capsys.readouterr()
+    resumed = ["--steps", "3", *tiny[2:], *run, "--resume"]  # the run goes on; its classifier stays
+    assert main(["train", "transfer", *common, *resumed]) == 0
+    assert classifier.read_bytes() == first and "keeping" in capsys.readouterr().out
     card = yaml.safe_load(checkpoint.with_suffix(".yaml").read_text())
     assert card["genres"] == ["lowland", "highland"] and card["config"]["name"] == "cpu_small"
     assert card["data"]["train_phrases_balanced_each"] > 0
