@@ -45,6 +45,9 @@ def clip_datagrams(track: int, index: int, count: int, length: float,
             for part, chunk in enumerate(chunks)]
 
 
+MAX_CLIENTS = 32  # OSC registrations kept (/musebridge/hello); past it the oldest is forgotten
+
+
 class OscControl:
     """OSC handlers (mixin of Conductor)."""
 
@@ -56,6 +59,10 @@ class OscControl:
         key = (str(sender[0]), int(sender[1]))
         self._clients.pop(key, None)  # re-inserted last: the host's latest registration
         self._clients[key] = target
+        # A controller that restarts says hello from a new port each time: a daemon running for days
+        # would otherwise send every broadcast to each port it ever heard of.
+        while len(self._clients) > MAX_CLIENTS:
+            del self._clients[next(iter(self._clients))]
         out: list[Action] = [SendOsc("/musebridge/welcome", (__version__,), target),
                              SendOsc("/musebridge/genres", tuple(self._preset.genres), target)]
         # The new client learns every track's current state (later changes reach all clients).

@@ -21,6 +21,21 @@ from musebridge.presets import Preset, TrackSettings
 # -- OSC control ----------------------------------------------------------------------------------
 
 
+def test_registrations_are_bounded_and_the_newest_kept() -> None:
+    """A controller restarting over days says hello from new ports: the daemon keeps the last
+    MAX_CLIENTS registrations, so a broadcast never goes to every port it ever heard of."""
+    from musebridge.core.conductor_osc import MAX_CLIENTS
+
+    h = Harness(preset("thru"))
+    for i in range(MAX_CLIENTS + 8):
+        h.osc(0.0, "/musebridge/hello", 50000 + i, sender=("127.0.0.1", 40000 + i))
+    assert [port for _host, port in h.c.clients] == list(range(50008, 50000 + MAX_CLIENTS + 8))
+    h.apply(h.c.handle_bad_message("midi", "malformed MIDI", None, 0.1), 0.1)  # no sender: a broadcast
+    assert len(h.osc_sent("/musebridge/error")) == MAX_CLIENTS
+    h.osc(0.2, "/musebridge/hello", 50000, sender=("127.0.0.1", 40000))  # an old one comes back
+    assert h.c.clients[-1] == ("127.0.0.1", 50000) and len(h.c.clients) == MAX_CLIENTS
+
+
 def test_hello_ping_status_and_errors() -> None:
     h = Harness(preset("thru"))
     h.osc(0.0, "/musebridge/hello", 50001, sender=("127.0.0.1", 40000))
