@@ -56,6 +56,7 @@ from musebridge.models.training import (
     TrainerOptions,
     fit,
 )
+from musebridge.models.training.records import validation_warning
 
 __all__ = [
     "LOG_FILE", "PLOT_FILE", "RUN_CHECKPOINT", "ContinueTrainOptions", "train_crnngan", "train_wavenet",
@@ -510,6 +511,11 @@ def _train_and_export(args: argparse.Namespace, options: ContinueTrainOptions, d
             blocks=args.blocks,
             num_genres=len(genres) if args.genre_conditioning and not args.synthetic else 0,
         )
+        if not args.synthetic:
+            names = [valid_w.genres[int(i)] for i in valid_w.genre]
+            warning = validation_warning({g: names.count(g) for g in train_w.genres}, "windows")
+            if warning:
+                say(warning)
         say(f"wavenet: {len(train_x)} train / {len(valid_x)} valid windows, receptive field "
             f"{config.receptive_field} steps")
         result = train_wavenet(config, options, train_x, train_g, valid_x, valid_g, args.out_dir,
@@ -527,6 +533,9 @@ def _train_and_export(args: argparse.Namespace, options: ContinueTrainOptions, d
         windows.update(
             train=int(len(train_x)), valid=int(len(valid_x)), steps=args.sequence_length, hop_bars=4
         )
+        warning = validation_warning({", ".join(genres) or "all": len(valid_x)}, "sequences")
+        if warning:
+            say(warning)
         say(f"crnngan: {len(train_x)} train / {len(valid_x)} valid sequences of {args.sequence_length} steps")
         result = train_crnngan(config, options, train_x, valid_x, args.out_dir, resume=args.resume,
                                progress=progress, job=job)

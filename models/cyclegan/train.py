@@ -174,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
     from musebridge.commands.train import start_training_job
     from musebridge.errors import UserError
     from musebridge.models.training import end_job
+    from musebridge.models.training.records import validation_warning
 
     _check_args(args)
     torch.set_num_threads(max(1, args.threads))
@@ -207,6 +208,9 @@ def run(args: argparse.Namespace) -> int:
     data_card = _data_card(sets, len(train_a))
     say = print if job.is_main else (lambda *_a, **_k: None)
     say(f"pair {genre_a} <-> {genre_b}: {len(train_a)} train phrases each (balanced)")
+    warning = validation_warning({genre_a: len(sets.valid_a), genre_b: len(sets.valid_b)}, "phrases")
+    if warning:
+        say(warning)
 
     classifier_path = out / f"genre_classifier_{stem}.pt"
     # A resumed run keeps the classifier its first start trained (and the figures its card holds since).

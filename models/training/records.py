@@ -13,7 +13,7 @@ import json
 import math
 import os
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,31 @@ def card_training_fields(training: dict[str, Any]) -> dict[str, Any]:
         "training_options": training.get("options", {}),
         "final_training_log": training.get("final", {}),
     }
+
+
+SMALL_VALIDATION = 16  # phrases or windows: fewer make the figures chosen on valid mostly noise
+
+
+def validation_warning(counts: Mapping[str, int], unit: str) -> str | None:
+    """The line a user reads when a validation split is empty or small, else None.
+
+    counts: {genre: validation phrases or windows}; unit: what is counted ("phrases", "windows").
+    The figures chosen on valid (the best step, an early stop, a threshold) leave such a genre out or
+    barely see it; the usual cause is a small MIDI folder (a tenth of its files go to valid).
+    """
+    empty = [g for g, n in counts.items() if n == 0]
+    small = [f"{n} for {g}" for g, n in counts.items() if 0 < n < SMALL_VALIDATION]
+    if not empty and not small:
+        return None
+    parts = ([f"no {unit} for {', '.join(empty)}"] if empty else []) + (
+        [f"only {', '.join(small)}"] if small else []
+    )
+    where = "nothing" if len(empty) == len(counts) else "those genres barely or not at all"
+    return (
+        f"warning: validation split: {'; '.join(parts)}. What is chosen on valid (the best step, an early "
+        f"stop, a threshold) sees {where}: a tenth of each genre's tunes (of a MIDI folder's files) go "
+        "to valid, so give each genre 10 files or more."
+    )
 
 
 def write_csv(path: Path, history: Sequence[dict[str, float]], fields: Sequence[str] = ()) -> None:

@@ -96,6 +96,7 @@ def run(args) -> int:
     from musebridge.errors import UserError
     from musebridge.models.cyclegan.train import write_card
     from musebridge.models.training import end_job
+    from musebridge.models.training.records import validation_warning
     from musebridge.models.umt.data import balanced, folder_rolls, genre_rolls
     from musebridge.models.umt.model import UniversalTranslator, get_config, load_umt, save_umt
 
@@ -142,6 +143,9 @@ def run(args) -> int:
     valid = {g: s["valid"][:256] for g, s in sets.items() if len(s["valid"])}
     counts = {g: {k: int(len(v)) for k, v in s.items()} for g, s in sets.items()}
     say("phrases per genre and split: " + ", ".join(f"{g} {c}" for g, c in counts.items()))
+    warning = validation_warning({g: c["valid"] for g, c in counts.items()}, "phrases")
+    if warning:
+        say(warning)
 
     def save(step: int, loss: float, best: bool) -> None:  # rank 0, after each run.pt and validation
         print(f"step {step}: valid reconstruction {loss:.4f} (BCE per cell)")

@@ -215,3 +215,13 @@ def test_resume_says_where_it_starts_and_refuses_a_target_behind_the_run(tmp_pat
     assert "at step 4 of 6" in capsys.readouterr().err
     assert main([*base, "--steps", "2", "--resume"]) == 2
     assert "is at step 6, past --steps 2: give --steps 6 or more" in capsys.readouterr().err
+
+
+def test_a_small_or_empty_validation_split_is_named() -> None:
+    from musebridge.models.training.records import SMALL_VALIDATION, validation_warning
+
+    assert validation_warning({"folk": 500, "celtic": SMALL_VALIDATION}, "phrases") is None
+    some = validation_warning({"folk": 500, "jazz": 0, "blues": 3}, "phrases")
+    assert some is not None and "no phrases for jazz" in some and "only 3 for blues" in some
+    assert "those genres" in some
+    assert "sees nothing" in (validation_warning({"jazz": 0}, "windows") or "")

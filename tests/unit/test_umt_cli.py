@@ -123,7 +123,9 @@ def test_train_judges_then_umt_then_add_genre_then_eval(toy_dataset, tmp_path, c
         write_midi(folder / f"tune{i}.mid", [60 + (i + k) % 12 for k in range(64)])
     extended = tmp_path / "umt_jazz.pt"
     add = ["train", "umt", "--add-genre", f"jazz={folder}", "--checkpoint", str(umt), "--config", "tiny"]
+    capsys.readouterr()
     assert main([*add, "--steps", "2", "-o", str(extended), "--run-dir", str(tmp_path / "run-jazz")]) == 0
+    assert "warning: validation split: no phrases for jazz" in capsys.readouterr().out  # 12 files, 0 to valid
     before, after = torch.load(umt, weights_only=True), torch.load(extended, weights_only=True)
     assert after["genres"] == [*genres, "jazz"]
     for key, value in before["state_dict"].items():
