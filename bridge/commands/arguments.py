@@ -48,7 +48,8 @@ seed = bounded(int, 0, MAX_SEED, "seed", noun="whole number")
 """A random seed, 0 .. 2**32 - 1."""
 port = bounded(int, 0, 65535, "port", noun="port number")
 guidance = bounded(float, 0.0, 20.0, "guidance")
-"""The universal translator's input guidance in logits, 0 (the paper's decoding) .. 20 (a copy)."""
+"""The universal translator's input guidance in logits, 0 (the paper's decoding) .. 20 (every played
+note kept); models/umt/model.py MAX_GUIDANCE is the same bound (a test checks)."""
 
 
 def add_genre_options(parser: argparse.ArgumentParser, dest: str, default: str, what: str = "use") -> None:

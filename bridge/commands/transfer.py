@@ -38,8 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "transfer",
         help="re-voice a MIDI file in another genre (CycleGAN, Brunner 2018; --model umt: Mor 2019)",
         description="Cut the chosen tracks into phrases (following the file's meter changes), transfer "
-        "each toward --to with the CycleGAN, and write the file back with those notes replaced: other "
-        "tracks, drums, tempo map and meters are kept as they were.",
+        "each toward --to with the CycleGAN (or the universal translator, --model umt), and write the "
+        "file back with those notes replaced: other tracks, drums, tempo map and meters are kept as "
+        "they were.",
     )
     parser.add_argument("input", type=Path, metavar="in.mid")
     add_track_option(parser)
@@ -57,8 +58,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=guidance,
         default=0.0,
         metavar="G",
-        help="umt only: input guidance, a logit bonus for the notes you played (default 0, the paper's "
-        "decoding; 1-3 keeps more of your onsets and less of the genre: docs/models.md)",
+        help="umt only: how much of your phrase to keep, 0..20 (default 0: the model re-voices freely). "
+        "Higher keeps more of the notes you played and less of the target genre's character; about 5 "
+        "keeps half your onsets, 20 keeps every note you played and adds the genre's around them "
+        "(docs/models.md, input guidance)",
     )
     parser.set_defaults(handler=run_transfer)
 

@@ -120,7 +120,8 @@ def register_eval(models: argparse._SubParsersAction) -> None:
         type=guidance,
         default=0.0,
         metavar="G",
-        help="decode with this input guidance (logits; default 0, the paper's decoding)",
+        help="decode with this input guidance, 0..20 (default 0, the paper's decoding): how much of the "
+        "input phrase the answer keeps, as transfer --guidance",
     )
     parser.add_argument("--json", type=Path, help="write the figures here (default <checkpoint>.eval.json)")
     parser.add_argument("--update-card", action="store_true", help="write the figures into the model card")

@@ -40,6 +40,7 @@ from typing import Any, Protocol
 from musebridge.core.actions import Job
 from musebridge.core.model_protocol import ModelRequest, PhraseModel, generate_many
 from musebridge.core.music import Phrase
+from musebridge.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,13 @@ def _child_main(connection: Any, make_model: ModelMaker, device: str) -> None:
             else:
                 connection.send(("ok", None if request is None else model.generate(request)))
         except Exception as error:  # reported to the parent; the child goes on
-            connection.send(("error", f"{type(error).__name__}: {error}"))
+            connection.send(("error", describe_error(error)))
+
+
+def describe_error(error: BaseException) -> str:
+    """A failure as one line for logs and /musebridge/error: a UserError (a missing checkpoint, an
+    option out of range) is already written for the user; anything else is named by its type."""
+    return str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
 
 
 class ChildProcessDied(RuntimeError):
@@ -500,7 +507,7 @@ class Engine:
                 raise TypeError(f"model {item.job.model!r} returned {type(phrase).__name__}, not a Phrase")
         except Exception as exc:  # a crashing model is a result, not a dead worker
             phrase = None
-            error = f"{type(exc).__name__}: {exc}"
+            error = describe_error(exc)
             log.warning("job %d on model %r failed: %s", item.job.job_id, item.job.model, error)
             log.debug("%s", traceback.format_exc())
         finished = self._clock()

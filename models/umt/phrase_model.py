@@ -58,12 +58,11 @@ class UMTPhraseModel(TransferPhraseModel):
 
 def create_umt_model(device: str = "cpu", options: Mapping[str, Any] | None = None) -> UMTPhraseModel:
     """Registry factory; options: "checkpoint" (default: the shipped umt.pt), "threads" (CPU intra-op
-    threads while generating, default 1), "guidance" (input guidance in logits, default 0: see
+    threads while generating, default 1), "guidance" (input guidance in logits, 0..20, default 0: see
     UniversalTranslator.translate). A missing or unreadable checkpoint, or a guidance that is not a
-    number >= 0, is a UserError."""
-    import math
-
+    number in 0..20, is a UserError."""
     from musebridge.errors import UserError
+    from musebridge.models.umt.model import MAX_GUIDANCE
     from musebridge.registry import require_checkpoint
 
     options = dict(options or {})
@@ -71,8 +70,8 @@ def create_umt_model(device: str = "cpu", options: Mapping[str, Any] | None = No
         guidance = float(options.get("guidance", 0.0) or 0.0)
     except (TypeError, ValueError):
         guidance = float("nan")
-    if not math.isfinite(guidance) or guidance < 0:
-        raise UserError(f"model 'umt': guidance must be a number >= 0, got {options.get('guidance')!r}")
+    if not 0.0 <= guidance <= MAX_GUIDANCE:  # NaN fails too
+        raise UserError(f"model 'umt': guidance must be 0..{MAX_GUIDANCE:g}, got {options.get('guidance')!r}")
     path = Path(str(options.get("checkpoint", "") or SHIPPED)).expanduser()
     require_checkpoint(path, model="umt")
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 import pytest
 import torch
@@ -257,9 +259,15 @@ def test_phrase_model_transfers_into_every_genre_and_names_unknown_ones(tmp_path
 
     with pytest.raises(UserError, match="checkpoint not found"):
         create_umt_model("cpu", {"checkpoint": str(tmp_path / "missing.pt")})
-    for bad in (-1, "lots", float("nan")):
-        with pytest.raises(UserError, match="guidance must be a number >= 0"):
+    for bad in (-1, "lots", float("nan"), 25):  # as `transfer --guidance` refuses them (0..20)
+        with pytest.raises(UserError, match=r"guidance must be 0\.\.20"):
             create_umt_model("cpu", {"checkpoint": str(path), "guidance": bad})
+    from musebridge.commands.arguments import guidance as cli_guidance
+    from musebridge.models.umt.model import MAX_GUIDANCE
+
+    assert cli_guidance(str(MAX_GUIDANCE)) == MAX_GUIDANCE
+    with pytest.raises(argparse.ArgumentTypeError):
+        cli_guidance(str(MAX_GUIDANCE + 0.1))
     guided = create_umt_model("cpu", {"checkpoint": str(path), "guidance": 20})
     out = guided.generate(ModelRequest("transfer", phrase, 4, genre="folk"))
     for note in notes:  # at guidance 20 every played note sounds (the decoder may join it to its own)
