@@ -262,8 +262,9 @@ class Server:
                 raise UserError(f"could not start: {error}") from error
             for line in lines:
                 say(line)
-            say(f"musebridge {__version__} ready (Ctrl-C to stop)")
-            self.loop()
+            if not self._stop_requested.is_set():  # a Ctrl-C while opening: never "ready" after it
+                say(f"musebridge {__version__} ready (Ctrl-C to stop)")
+                self.loop()
         finally:
             self.close()
             if not self._stop_requested.is_set():  # an error ended the loop: give the signals back

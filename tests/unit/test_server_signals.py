@@ -108,3 +108,19 @@ def test_a_signal_on_the_way_out_is_ignored_by_the_os() -> None:
     process.send_signal(signal.SIGINT)
     process.communicate(timeout=30)
     assert process.returncode == 0
+
+
+def test_a_signal_while_opening_stops_without_saying_ready() -> None:
+    """A Ctrl-C while the ports and models open: the daemon closes what it opened and never prints
+    "ready" after the user asked it to stop."""
+    script = DAEMON.replace(
+        "def open_fake(config, on_message):\n    ports.open(on_message)",
+        "def open_fake(config, on_message):\n    import os, signal\n    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(0.05)\n    ports.open(on_message)",
+    )
+    assert script != DAEMON
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0, done.stderr
+    assert not any("ready" in line for line in lines), lines
+    assert lines[-2:] == ["closed", "musebridge stopped: all notes off"]
