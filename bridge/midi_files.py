@@ -212,6 +212,7 @@ def describe_timing(score: MidiScore) -> str:
     tempi = sorted({round(bpm, 2) for _tick, bpm in score.tempos}) or [DEFAULT_TEMPO]
     tempo = f"tempo {tempi[0]:g} BPM" if len(tempi) == 1 else f"{len(score.tempos)} tempo changes"
     meters = score.meter_changes() or [(0.0, Meter())]
+    meters = [(b, m) for i, (b, m) in enumerate(meters) if i == 0 or m != meters[i - 1][1]]  # restated
     meter = " -> ".join(f"{m} at beat {b:g}" if b else str(m) for b, m in meters)
     return f"{tempo}, meter {meter}"
 

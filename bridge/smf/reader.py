@@ -36,6 +36,11 @@ from .events import end_of_track, note_keys
 from .score import DRUM_CHANNEL, MAX_BARS, NOTE_TICKS, MidiPart, MidiScore, MidiTrack, bar_count
 
 
+def printable_name(name: str) -> str:
+    """A track name as shown and matched by --track: control characters left out (programs that write
+    C strings end names with NUL bytes, which reached the terminal raw)."""
+    return "".join(c for c in name if c.isprintable())
+
 def read_midi(source: Path | str | bytes, channels: bool = False) -> MidiScore:
     """Read a MIDI file (a path, or its bytes) into a MidiScore.
 
@@ -80,7 +85,7 @@ def read_midi(source: Path | str | bytes, channels: bool = False) -> MidiScore:
         for track in score.tracks:
             owner = index if index is not None else int(track.name[len(TRACK_LABEL) :])
             if index is not None:
-                names[owner] = names.get(owner) or track.name
+                names[owner] = names.get(owner) or printable_name(track.name)
             groups[owner].append(track)
         tempos += [(int(t.time), float(t.qpm)) for t in score.tempos]
         meters += [(int(t.time), int(t.numerator), int(t.denominator)) for t in score.time_signatures]

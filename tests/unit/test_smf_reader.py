@@ -74,6 +74,29 @@ def test_parts_keep_their_program_and_channel_and_drums_are_kept_apart() -> None
     assert len(score.parts(pitched_only=True)) == 5 and score.tracks[6].name == "Drums"
 
 
+def test_track_names_lose_their_control_characters(tmp_path) -> None:
+    """music21's test16.mid names its track "Piano" + NUL (a C string): the summary printed the NUL
+    raw, and --track Piano found nothing."""
+    from musebridge.midi_files import select_parts
+
+    data = smf([conductor(), notes_track([(60, 70, 0, TPB)], name="Piano\x00"),
+                notes_track([(64, 70, 0, TPB)], name="Str\x07ings")])  # fmt: skip
+    score = read_midi(data, channels=True)
+    assert [t.name for t in score.tracks[1:]] == ["Piano", "Strings"]
+    assert all(c.isprintable() for t in score.tracks for c in t.describe())
+    assert [p.track for p in select_parts(score, ["Piano"])] == [1]
+
+
+def test_the_timing_summary_leaves_out_a_restated_meter() -> None:
+    """Ryan's Mammoth Collection restates 2/4 at beat 16: "meter 2/4 -> 2/4 at beat 16" said nothing."""
+    from musebridge.midi_files import describe_timing
+
+    notes = notes_track([(60, 70, i * TPB, TPB) for i in range(40)])
+    restated = read_midi(smf([conductor(meters=((0, 2, 4), (16 * TPB, 2, 4), (32 * TPB, 3, 4))), notes]),
+                         channels=True)  # fmt: skip
+    assert describe_timing(restated) == "tempo 120 BPM, meter 2/4 -> 3/4 at beat 32"
+
+
 def test_overlapping_notes_of_one_pitch_pair_first_in_first_out() -> None:
     events = [
         (0, message("note_on", note=60, velocity=10)),
