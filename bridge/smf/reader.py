@@ -41,6 +41,7 @@ def printable_name(name: str) -> str:
     C strings end names with NUL bytes, which reached the terminal raw)."""
     return "".join(c for c in name if c.isprintable())
 
+
 def read_midi(source: Path | str | bytes, channels: bool = False) -> MidiScore:
     """Read a MIDI file (a path, or its bytes) into a MidiScore.
 
