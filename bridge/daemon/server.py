@@ -434,6 +434,12 @@ class Server:
                 self._send_osc(SendOsc("/musebridge/error", (f"internal error: {error}"[:200], address),
                                        sender))
             return
+        if what == "handle_osc" and osc_origin is not None:  # refused by the conductor (unknown genre,
+            address, sender = osc_origin  # preset, track...): logged as the OSC edge logs malformed ones
+            for action in actions or ():
+                if isinstance(action, SendOsc) and action.address == "/musebridge/error" and action.args:
+                    where = f"{sender[0]}:{sender[1]}" if sender else "?"
+                    log.info("OSC: refused %s from %s: %s", address, where, action.args[0])
         self._perform(actions)
 
     def _count_error(self, what: str, error: BaseException) -> None:

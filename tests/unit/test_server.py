@@ -185,6 +185,20 @@ def test_a_mode_switch_loads_its_model_before_the_first_job(
         server.stop()
 
 
+def test_a_message_the_conductor_refuses_is_logged_like_a_malformed_one(running, caplog) -> None:
+    """An unknown genre was answered with /musebridge/error but left no line in the daemon's log,
+    while a wrong argument type did: both are refusals of what a controller sent."""
+    server, _ = running
+    client = OscClient(server.osc.address[1])
+    with caplog.at_level("INFO", logger="musebridge"):
+        client.send("/musebridge/genre", 1, "polka")
+        (reason, _address), = client.wait_for("/musebridge/error", timeout=3.0)
+        assert client.request("/musebridge/ping", reply="/musebridge/pong") == ()
+    refused = [r.getMessage() for r in caplog.records if "refused /musebridge/genre" in r.getMessage()]
+    assert len(refused) == 1 and "polka" in refused[0] and reason in refused[0]
+    client.close()
+
+
 def test_osc_preset_by_path_is_refused_without_the_files_content(running, tmp_path: Path) -> None:
     """Issue 13: /musebridge/preset PATH answered with the first line of any readable file."""
     server, _ = running
