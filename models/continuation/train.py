@@ -512,8 +512,9 @@ def _train_and_export(args: argparse.Namespace, options: ContinueTrainOptions, d
             num_genres=len(genres) if args.genre_conditioning and not args.synthetic else 0,
         )
         if not args.synthetic:
-            names = [valid_w.genres[int(i)] for i in valid_w.genre]
-            warning = validation_warning({g: names.count(g) for g in train_w.genres}, "windows")
+            trained = sorted({int(i) for i in train_w.genre})  # .genres names every dataset genre
+            found = np.bincount(np.asarray(valid_w.genre, dtype=int), minlength=len(valid_w.genres))
+            warning = validation_warning({train_w.genres[i]: int(found[i]) for i in trained}, "windows")
             if warning:
                 say(warning)
         say(f"wavenet: {len(train_x)} train / {len(valid_x)} valid windows, receptive field "
