@@ -35,6 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the track of A and of B to read, by number (1 = the first in the file) or name; repeatable "
         "(default: every track with pitched notes, merged)",
     )
+    parser.add_argument(
+        "--track-b", action="append", metavar="N|NAME",
+        help="B's track when it differs from A's (repeatable; default: the --track ones)",
+    )
     parser.add_argument("--steps", type=int, default=5, help="phrases between A and B (default 5)")
     parser.add_argument("--bars", type=int, default=2, choices=(2, 4), help="bars per phrase (default 2)")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.mid")
@@ -77,7 +81,7 @@ def run_interpolate(args: argparse.Namespace) -> int:
     arguments.refuse_overwriting_an_input(args.output, args.clip_a, args.clip_b)
     a = read_midi_clip(args.clip_a, args.bars, args.track)
     clip_a = a.phrase
-    b = read_midi_clip(args.clip_b, args.bars, args.track, meter=clip_a.meter)  # the morph's meter
+    b = read_midi_clip(args.clip_b, args.bars, args.track_b or args.track, meter=clip_a.meter)  # A's meter
     if b.own_meter != clip_a.meter:
         print(
             f"warning: {args.clip_b}: meter {b.own_meter} differs from A's {clip_a.meter}; B is read as "

@@ -249,6 +249,12 @@ def test_interpolate_reads_the_track_asked_for(checkpoint, tmp_path) -> None:
     first_bars = [n.pitch for n in notes if n.start < 4.0 - 1e-6]
     assert first_bars == [72 + i for i in range(8)]  # A is the lead alone
     assert main([*args, "--checkpoint", str(checkpoint), "--track", "Drums"]) == 2
+    # --track-b: B's melody lies on another track (the bass) than A's (the lead)
+    assert main([*args, "--checkpoint", str(checkpoint), "--track", "Lead", "--track-b", "Bass"]) == 0
+    notes = pretty_midi.PrettyMIDI(str(out)).instruments[0].notes
+    phrase = 4.0  # 2 bars of 4/4 at 120 BPM, in seconds
+    assert [n.pitch for n in notes if n.start < phrase - 1e-6] == [72 + i for i in range(8)]
+    assert [n.pitch for n in notes if n.start >= 2 * phrase - 1e-6] == [48 + i for i in range(8)]
 
 
 def test_a_meter_the_model_cannot_count_is_one_line_exit_2(checkpoint, tmp_path, capsys) -> None:
