@@ -501,7 +501,11 @@ def _train_and_export(args: argparse.Namespace, options: ContinueTrainOptions, d
             valid_w = wavenet_windows(dataset, "valid", args.window_bars, genres)
             train_x, train_g, valid_x, valid_g = train_w.tokens, train_w.genre, valid_w.tokens, valid_w.genre
             if len(train_w):
-                genres = list(train_w.genres)
+                trained = [train_w.genres[i] for i in sorted({int(g) for g in train_w.genre})]
+                windows["trained_genres"] = trained
+                # a genre-conditioned model indexes every dataset genre (its embedding rows); the card
+                # of an unconditioned one names the genres it was trained on, and only those
+                genres = list(train_w.genres) if args.genre_conditioning else trained
         if len(train_x) == 0:
             raise UserError("no training windows: is the dataset empty for these genres?")
         windows.update(train=int(len(train_x)), valid=int(len(valid_x)), hop_bars=2)

@@ -64,8 +64,10 @@ def test_train_then_eval_continue(toy_dataset, tmp_path, capsys) -> None:
     )
     assert "only 14 for celtic" in capsys.readouterr().err  # 40 short toy tunes: a small valid split
     folk_only = ["--channels", "4", "--blocks", "1", "--genres", "folk"]
-    _train("wavenet", toy_dataset, tmp_path / "folk", folk_only)
+    folk = _train("wavenet", toy_dataset, tmp_path / "folk", folk_only)
     assert "celtic" not in capsys.readouterr().err  # a genre not trained on is never named
+    card = yaml.safe_load(folk.with_suffix(".yaml").read_text())
+    assert card["data"]["genres"] == ["folk"] and card["data"]["windows"]["trained_genres"] == ["folk"]
     gan = _train("crnngan", toy_dataset, tmp_path, ["--sequence-length", "8", "--pretrain-steps", "2"])
     out = tmp_path / "eval.json"
     args = [
