@@ -218,10 +218,10 @@ def test_card_command_has_no_machine_paths(monkeypatch, tmp_path) -> None:
 
     monkeypatch.chdir(tmp_path)
     argv = ["musebridge", "train", "vae", "--dataset", "/somewhere/else/folk.npz", "--resume",
-            f"--export={tmp_path}/models/x.pt", "--steps", "5"]
+            f"--export={tmp_path}/models/x.pt", "--steps", "5", "--init-from", "/elsewhere/runs/old.pt"]
     monkeypatch.setattr("sys.argv", argv)
     assert command_line(drop=("--resume",)) == (
-        "musebridge train vae --dataset folk.npz --export=models/x.pt --steps 5"
+        "musebridge train vae --dataset folk.npz --export=models/x.pt --steps 5 --init-from old.pt"
     )
 
 
