@@ -33,7 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_subcommands(parser, "train_model", TRAINERS)
 
 
-PATH_OPTIONS = ("--dataset", "--data", "--out-dir", "--run-dir", "--export", "--checkpoint", "--init-from", "--json")
+PATH_OPTIONS = (
+    "--dataset", "--data", "--out-dir", "--run-dir", "--export", "--checkpoint", "--init-from", "--json"
+)
 
 
 def portable_path(text: str) -> str:
