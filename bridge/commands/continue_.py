@@ -14,6 +14,7 @@ torch is imported only inside the handlers.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from musebridge.commands import arguments
@@ -76,8 +77,12 @@ def run_continue(args: argparse.Namespace) -> int:
         model = ContinuePhraseModel.from_checkpoint(path, resolve_device(args.device))
     except ValueError as error:
         raise UserError(str(error)) from error
-    if args.genre and args.genre not in model.genres:
-        known = ", ".join(model.genres) or "none: it is not conditioned on genre"
+    if args.genre and not model.conditions_on_genre:  # said, not refused: the answer is still made
+        trained = f" (trained on {', '.join(model.genres)})" if model.genres else ""
+        print(f"warning: the {model.kind} checkpoint is not conditioned on genre{trained}: "
+              f"--genre {args.genre} changes nothing", file=sys.stderr)
+    elif args.genre and args.genre not in model.genres:
+        known = ", ".join(model.genres)
         raise UserError(f"the {model.kind} checkpoint knows no genre {args.genre!r} (known: {known})")
     request = ModelRequest(
         "continue", call, args.bars, genre=args.genre, temperature=args.temperature, seed=chosen_seed(args)
@@ -90,6 +95,9 @@ def run_continue(args: argparse.Namespace) -> int:
     # ends there, even when a meter change cuts its last bar short)
     answer_start = segment.start + segment.length
     placed = [n.shifted(answer_start) for n in answer.clipped().notes]
+    if not placed:  # the file is still written (the call as it was), but the user must know
+        print(f"warning: the {model.kind} answer has no notes ({args.bars} bars of rests); another --seed "
+              "or a higher --temperature gives another answer", file=sys.stderr)
     print(describe_selection(score, parts))
     if args.answer_only:
         source = parts[0]

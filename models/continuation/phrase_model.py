@@ -167,6 +167,11 @@ class ContinuePhraseModel:
 
     modes = frozenset({"continue"})
 
+    @property
+    def conditions_on_genre(self) -> bool:
+        """True when a request's genre changes the answer (a WaveNet trained with genre embeddings)."""
+        return bool(getattr(self.model.config, "num_genres", 0))
+
     def __init__(
         self,
         kind: str,

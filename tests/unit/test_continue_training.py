@@ -68,6 +68,16 @@ def test_train_then_eval_continue(toy_dataset, tmp_path, capsys) -> None:
     assert "celtic" not in capsys.readouterr().err  # a genre not trained on is never named
     card = yaml.safe_load(folk.with_suffix(".yaml").read_text())
     assert card["data"]["genres"] == ["folk"] and card["data"]["windows"]["trained_genres"] == ["folk"]
+    # --genre: refused when a conditioned model does not know it; said to change nothing otherwise
+    from tests.unit.test_shipped_checkpoints import A_MELODY, write_melody
+
+    call = write_melody(tmp_path / "call.mid", A_MELODY)
+    ask = ["continue", str(call), "--bars", "1", "-o", str(tmp_path / "answer.mid"), "--checkpoint"]
+    assert main([*ask, str(wavenet), "--genre", "jazz"]) == 2
+    assert "knows no genre 'jazz'" in capsys.readouterr().err
+    assert main([*ask, str(folk), "--genre", "celtic"]) == 0
+    said = capsys.readouterr().err
+    assert "not conditioned on genre (trained on folk): --genre celtic changes nothing" in said
     gan = _train("crnngan", toy_dataset, tmp_path, ["--sequence-length", "8", "--pretrain-steps", "2"])
     out = tmp_path / "eval.json"
     args = [
@@ -129,3 +139,16 @@ def test_train_continue_user_errors(tmp_path, capsys) -> None:
         )
         == 2
     )
+
+
+def test_an_answer_without_notes_is_said(tmp_path, capsys, monkeypatch) -> None:
+    """A newcomer got "4 bars of 2/4, 0 notes" from `continue` with no word: the file is written (the
+    call as it was) and a warning says the answer is silent and what to try."""
+    from musebridge.core.music import Phrase
+    from musebridge.models.continuation.phrase_model import ContinuePhraseModel
+    from tests.unit.test_shipped_checkpoints import A_MELODY, write_melody
+
+    monkeypatch.setattr(ContinuePhraseModel, "generate", lambda self, request: Phrase((), request.bars))
+    call = write_melody(tmp_path / "call.mid", A_MELODY)
+    assert main(["continue", str(call), "--bars", "2", "-o", str(tmp_path / "answer.mid")]) == 0
+    assert "answer has no notes" in capsys.readouterr().err and (tmp_path / "answer.mid").is_file()
