@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from musebridge.commands import add_model_subcommands
-from musebridge.commands.arguments import add_genre_options
+from musebridge.commands.arguments import add_dataset_option, add_genre_options
 from musebridge.errors import UserError
 
 EVALUATORS: dict[str, str] = {
@@ -37,7 +37,7 @@ def register_vae(models: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--checkpoint", type=Path, help="MusicVAE .pt (default: the shipped one for --bars)")
     parser.add_argument("--bars", type=int, default=2, choices=(2, 4), help="shipped checkpoint to use")
-    parser.add_argument("--dataset", type=Path, help="dataset .npz (default <cache>/dataset.npz)")
+    add_dataset_option(parser, "dataset .npz (default <cache>/dataset.npz)")
     parser.add_argument("--split", default="test", choices=("train", "valid", "test"))
     add_genre_options(parser, "genre", "the checkpoint's", "measure in domain")
     parser.add_argument("--ood-genre", action="append", metavar="NAME",

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from musebridge.commands import add_model_subcommands
-from musebridge.commands.arguments import add_genre_options
+from musebridge.commands.arguments import add_dataset_option, add_genre_options
 from musebridge.errors import UserError
 
 TRAINERS: dict[str, str] = {
@@ -106,8 +106,7 @@ def add_trainer_arguments(parser: argparse.ArgumentParser) -> None:
 def add_run_folder_arguments(parser: argparse.ArgumentParser, default: str) -> None:
     """--run-dir, --resume, --device, --precision for the families trained by --run-dir (CycleGAN, UMT),
     which take no gradient accumulation; `default` names the run folder when --run-dir is not given."""
-    parser.add_argument("--run-dir", "--out-dir", dest="run_dir", type=Path,
-                        help="resumable run folder: run.pt, train_log.csv/.json, "
+    parser.add_argument("--run-dir", type=Path, help="resumable run folder: run.pt, train_log.csv/.json, "
                         f"train_curves.png (default {default})")
     parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
@@ -153,7 +152,7 @@ def register_vae(models: argparse._SubParsersAction) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a MusicVAEConfig field, e.g. --set z_size=64 (repeatable)")
     add_genre_options(parser, "genre", " ".join(DEFAULT_VAE_GENRES), "train on")
-    parser.add_argument("--dataset", type=Path, help="dataset .npz (default <cache>/dataset.npz)")
+    add_dataset_option(parser, "dataset .npz (default <cache>/dataset.npz)")
     parser.add_argument("--steps", type=int, default=defaults.steps)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)

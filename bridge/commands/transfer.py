@@ -18,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from musebridge.commands.arguments import guidance
+from musebridge.commands.arguments import add_dataset_option, guidance
 from musebridge.errors import UserError
 from musebridge.midi_files import (
     describe_selection,
@@ -59,8 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=0.0,
         metavar="G",
         help="umt only: how much of your phrase to keep, 0..20 (default 0: the model re-voices freely). "
-        "Higher keeps more of the notes you played and less of the target genre's character; about 5 "
-        "keeps half your onsets, 20 keeps every note you played and adds the genre's around them "
+        "Higher keeps more of the notes you played and less of the target genre's character: about 5 "
+        "keeps half of a phrase's onsets on average; at 20 every note you played sounds (repeated "
+        "notes of one pitch may join into one held note) with the genre's notes around them "
         "(docs/models.md, input guidance)",
     )
     parser.set_defaults(handler=run_transfer)
@@ -148,7 +149,7 @@ def register_train(models: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--names", nargs=2, metavar=("A", "B"), help="genre names for --a/--b (default: folders)"
     )
-    parser.add_argument("--dataset", type=Path, help="dataset .npz (default: the built cache)")
+    add_dataset_option(parser, "dataset .npz (default: the built cache)")
     parser.add_argument("--config", default="cpu_small", choices=CONFIG_NAMES, help="CycleGAN size")
     parser.add_argument(
         "--kind",
@@ -207,7 +208,7 @@ def register_eval(models: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--classifier", type=Path, help="classifier .pt (default: genre_classifier_<a>_<b>.pt beside)"
     )
-    parser.add_argument("--dataset", type=Path, help="dataset .npz (default: the built cache)")
+    add_dataset_option(parser, "dataset .npz (default: the built cache)")
     parser.add_argument(
         "--a", type=Path, metavar="DIR_A", help="MIDI folder of genre A (instead of the dataset)"
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from musebridge.commands.arguments import add_genre_options, guidance
+from musebridge.commands.arguments import add_dataset_option, add_genre_options, guidance
 
 DEFAULT_GENRES = ["celtic", "folk", "chorale", "renaissance"]
 CONFIG_NAMES = ("tiny", "cpu_small")  # models/umt/model.py CONFIGS, here so --help needs no torch
@@ -35,7 +35,7 @@ def register_train(models: argparse._SubParsersAction) -> None:
         action="store_true",
         help="no training: choose the greedy threshold of --checkpoint on valid and store it",
     )
-    parser.add_argument("--dataset", type=Path, help="dataset .npz (default: the built cache)")
+    add_dataset_option(parser, "dataset .npz (default: the built cache)")
     parser.add_argument("--config", default="cpu_small", choices=CONFIG_NAMES)
     parser.add_argument("--bottleneck", choices=("continuous", "argmax"), help="override the config's")
     parser.add_argument("--no-augment", action="store_true", help="no input augmentation (the ablation)")
@@ -73,7 +73,7 @@ def register_train_judges(models: argparse._SubParsersAction) -> None:
         "feature_judge_<genres>.pt with cards.",
     )
     add_genre_options(parser, "genres", " ".join(DEFAULT_GENRES), "judge")
-    parser.add_argument("--dataset", type=Path, help="dataset .npz (default: the built cache)")
+    add_dataset_option(parser, "dataset .npz (default: the built cache)")
     parser.add_argument("--epochs", type=int, default=6, help="CNN epochs (the best on valid is kept)")
     parser.add_argument("--l2", type=float, default=1e-3, help="feature judge: L2 weight")
     parser.add_argument("--max-phrases", type=int, default=0, help="cap train phrases per genre (0: all)")
@@ -108,7 +108,7 @@ def register_eval(models: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--unseen", default="madrigal", help="a dataset genre no model saw (skipped if not built; '' = none)"
     )
-    parser.add_argument("--dataset", type=Path, help="dataset .npz (default: the built cache)")
+    add_dataset_option(parser, "dataset .npz (default: the built cache)")
     parser.add_argument("--split", default="test", choices=("valid", "test"))
     parser.add_argument(
         "--max-phrases", type=int, default=300, help="cap phrases per genre (a seeded pick; 0: all)"

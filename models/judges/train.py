@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
     genres = tuple(args.genres)
     if len(set(genres)) != len(genres) or len(genres) < 2:
-        raise UserError("--genres needs two or more different genres")
+        raise UserError("the judges need two or more different genres (--genre A --genre B, or --genres A B)")
     try:
         sets = genre_rolls(genres, args.dataset)
     except ValueError as error:
