@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("input", type=Path, metavar="in.mid", help="the call")
     add_track_option(parser)
-    parser.add_argument("--bars", type=int, default=4, help="bars of answer (default 4)")
+    parser.add_argument("--bars", type=int, default=4, help=f"bars of answer, 1..{MAX_BARS} (default 4)")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="out.mid")
     parser.add_argument(
         "--model", choices=MODELS, default="wavenet", help="continuation model (default wavenet)"

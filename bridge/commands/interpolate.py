@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--track-b", action="append", metavar="N|NAME",
         help="B's track when it differs from A's (repeatable; default: the --track ones)",
     )
-    parser.add_argument("--steps", type=int, default=5, help="phrases between A and B (default 5)")
+    parser.add_argument("--steps", type=int, default=5, help="phrases between A and B, 1..256 (default 5)")
     parser.add_argument("--bars", type=int, default=2, choices=(2, 4), help="bars per phrase (default 2)")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.mid")
     add_model_options(parser)
