@@ -62,9 +62,9 @@ def add_genre_options(parser: argparse.ArgumentParser, dest: str, default: str, 
                         help="several genres at once (the same list as --genre)")
 
 
-def add_dataset_option(parser: argparse.ArgumentParser, help: str) -> None:
-    """--dataset PATH (or --data) into `args.dataset`: the built dataset a train or eval command reads."""
-    parser.add_argument("--dataset", "--data", dest="dataset", type=Path, help=help)
+def add_dataset_option(parser: argparse.ArgumentParser, help: str, dest: str = "dataset") -> None:
+    """--dataset PATH (or --data) into `args.<dest>`: the built dataset a train or eval command reads."""
+    parser.add_argument("--dataset", "--data", dest=dest, type=Path, help=help)
 
 
 def add_seed_option(parser: argparse.ArgumentParser) -> None:

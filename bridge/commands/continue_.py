@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from musebridge.commands import arguments
-from musebridge.commands.arguments import add_genre_options, chosen_seed
+from musebridge.commands.arguments import add_dataset_option, add_genre_options, chosen_seed
 from musebridge.commands.transfer import add_track_option
 from musebridge.errors import UserError
 from musebridge.midi_files import (
@@ -130,8 +130,7 @@ def register_train(models: argparse._SubParsersAction) -> None:
         "train_curves.png into --out-dir; --export writes the shipped .pt and its .yaml model card.",
     )
     parser.add_argument("--model", choices=MODELS, required=True, help="which continuation model to train")
-    parser.add_argument("--dataset", "--data", dest="data", default=None,
-                        help="dataset .npz (default: the built cache)")
+    add_dataset_option(parser, "dataset .npz (default: the built cache)", dest="data")
     add_genre_options(parser, "genres", "all", "train on")
     parser.add_argument("--synthetic", action="store_true", help="toy scales/arpeggios instead of a dataset")
     parser.add_argument(
@@ -182,8 +181,7 @@ def register_eval(models: argparse._SubParsersAction) -> None:
         "NLL/accuracy per step; key and range fit of answers to calls. Prints a table and writes JSON.",
     )
     parser.add_argument("--checkpoint", action="append", type=Path, help="a .pt (repeat; default: shipped)")
-    parser.add_argument("--dataset", "--data", dest="data", default=None,
-                        help="dataset .npz (default: the built cache)")
+    add_dataset_option(parser, "dataset .npz (default: the built cache)", dest="data")
     parser.add_argument("--split", default="test", choices=("train", "valid", "test"))
     add_genre_options(parser, "genres", "the model's", "evaluate on")
     parser.add_argument(

@@ -501,11 +501,16 @@ def _train_and_export(args: argparse.Namespace, options: ContinueTrainOptions, d
             valid_w = wavenet_windows(dataset, "valid", args.window_bars, genres)
             train_x, train_g, valid_x, valid_g = train_w.tokens, train_w.genre, valid_w.tokens, valid_w.genre
             if len(train_w):
-                trained = [train_w.genres[i] for i in sorted({int(g) for g in train_w.genre})]
-                windows["trained_genres"] = trained
+                trained = sorted({int(g) for g in train_w.genre})  # .genres names every dataset genre
+                names = [train_w.genres[i] for i in trained]
+                windows["trained_genres"] = names
                 # a genre-conditioned model indexes every dataset genre (its embedding rows); the card
                 # of an unconditioned one names the genres it was trained on, and only those
-                genres = list(train_w.genres) if args.genre_conditioning else trained
+                genres = list(train_w.genres) if args.genre_conditioning else names
+                found = np.bincount(np.asarray(valid_w.genre, dtype=int), minlength=len(valid_w.genres))
+                warning = validation_warning({train_w.genres[i]: int(found[i]) for i in trained}, "windows")
+                if warning:
+                    say(warning)
         if len(train_x) == 0:
             raise UserError("no training windows: is the dataset empty for these genres?")
         windows.update(train=int(len(train_x)), valid=int(len(valid_x)), hop_bars=2)
@@ -515,12 +520,6 @@ def _train_and_export(args: argparse.Namespace, options: ContinueTrainOptions, d
             blocks=args.blocks,
             num_genres=len(genres) if args.genre_conditioning and not args.synthetic else 0,
         )
-        if not args.synthetic:
-            trained = sorted({int(i) for i in train_w.genre})  # .genres names every dataset genre
-            found = np.bincount(np.asarray(valid_w.genre, dtype=int), minlength=len(valid_w.genres))
-            warning = validation_warning({train_w.genres[i]: int(found[i]) for i in trained}, "windows")
-            if warning:
-                say(warning)
         say(f"wavenet: {len(train_x)} train / {len(valid_x)} valid windows, receptive field "
             f"{config.receptive_field} steps")
         result = train_wavenet(config, options, train_x, train_g, valid_x, valid_g, args.out_dir,

@@ -357,10 +357,15 @@ def generate_naive(
 MAX_GUIDANCE = 20.0  # logits: at 20 every input cell sounds (sigmoid > 0.99 for any logit above -15)
 
 
-def _check_guidance(guide: torch.Tensor | None, guidance: float, batch: int) -> None:
-    """ValueError for a guidance outside 0..MAX_GUIDANCE (NaN too), or a guide not [batch, 64, 84]."""
+def check_guidance(guidance: float) -> None:
+    """ValueError for an input guidance outside 0..MAX_GUIDANCE logits (NaN too)."""
     if not 0.0 <= guidance <= MAX_GUIDANCE:
         raise ValueError(f"guidance must be 0..{MAX_GUIDANCE:g}, got {guidance}")
+
+
+def _check_guidance(guide: torch.Tensor | None, guidance: float, batch: int) -> None:
+    """check_guidance, and ValueError for a guide not [batch, 64, 84]."""
+    check_guidance(guidance)
     if guide is not None and tuple(guide.shape) != (batch, STEPS, PITCHES):
         raise ValueError(f"guide must be [{batch}, {STEPS}, {PITCHES}], got {list(guide.shape)}")
 

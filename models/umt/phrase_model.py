@@ -62,16 +62,17 @@ def create_umt_model(device: str = "cpu", options: Mapping[str, Any] | None = No
     UniversalTranslator.translate). A missing or unreadable checkpoint, or a guidance that is not a
     number in 0..20, is a UserError."""
     from musebridge.errors import UserError
-    from musebridge.models.umt.model import MAX_GUIDANCE
+    from musebridge.models.umt.model import MAX_GUIDANCE, check_guidance
     from musebridge.registry import require_checkpoint
 
     options = dict(options or {})
     try:
         guidance = float(options.get("guidance", 0.0) or 0.0)
-    except (TypeError, ValueError):
-        guidance = float("nan")
-    if not 0.0 <= guidance <= MAX_GUIDANCE:  # NaN fails too
-        raise UserError(f"model 'umt': guidance must be 0..{MAX_GUIDANCE:g}, got {options.get('guidance')!r}")
+        check_guidance(guidance)
+    except (TypeError, ValueError):  # not a number, or out of range (NaN too)
+        raise UserError(
+            f"model 'umt': guidance must be 0..{MAX_GUIDANCE:g}, got {options.get('guidance')!r}"
+        ) from None
     path = Path(str(options.get("checkpoint", "") or SHIPPED)).expanduser()
     require_checkpoint(path, model="umt")
     try:
